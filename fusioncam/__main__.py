@@ -1,0 +1,5 @@
+import sys
+
+from fusioncam.cli import main
+
+sys.exit(main())
