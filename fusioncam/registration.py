@@ -108,6 +108,9 @@ class Rig:
             H = np.array(d["vis_H_ir"], dtype=np.float64)
         except (TypeError, ValueError) as e:
             raise FusioncamError(f"{source}: vis_H_ir is not a 3x3 list of numbers") from e
+        for key in ("report", "cameras"):
+            if d.get(key) is not None and not isinstance(d[key], dict):
+                raise FusioncamError(f"{source}: {key} must be a mapping, got {type(d[key]).__name__}")
         try:
             return cls(
                 vis_H_ir=H,
@@ -167,10 +170,19 @@ def scale_homography(
     new_ir_size: tuple[int, int],
     new_vis_size: tuple[int, int],
 ) -> np.ndarray:
-    """Adapt ``vis_H_ir`` calibrated at (ir_size, vis_size) to frames of other sizes (pure scaling)."""
-    s_ir = np.diag([ir_size[0] / new_ir_size[0], ir_size[1] / new_ir_size[1], 1.0])
-    s_vis = np.diag([new_vis_size[0] / vis_size[0], new_vis_size[1] / vis_size[1], 1.0])
-    return s_vis @ np.asarray(H, dtype=np.float64) @ s_ir
+    """Adapt ``vis_H_ir`` calibrated at (ir_size, vis_size) to frames of other sizes (a resize).
+
+    With (0, 0) the centre of the top-left pixel, resizing by ``s`` maps x to ``(x + 0.5) * s - 0.5``
+    (what ``cv2.resize`` does), not to ``x * s``: the half-pixel terms matter at a 2x change.
+    """
+    ir_from_new = _resize_map(ir_size[0] / new_ir_size[0], ir_size[1] / new_ir_size[1])
+    new_from_vis = _resize_map(new_vis_size[0] / vis_size[0], new_vis_size[1] / vis_size[1])
+    return new_from_vis @ np.asarray(H, dtype=np.float64) @ ir_from_new
+
+
+def _resize_map(sx: float, sy: float) -> np.ndarray:
+    """Pixel-centre map of a resize by (sx, sy): x -> (x + 0.5) * sx - 0.5."""
+    return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
 
 
 def warp_ir_to_vis(ir: np.ndarray, rig: Rig | None, vis_size: tuple[int, int] | None = None) -> np.ndarray:
@@ -208,5 +220,6 @@ def warp_ir_to_vis_torch(ir, rig: Rig | None, vis_size: tuple[int, int] | None =
         return ir
     H = torch.as_tensor(rig.homography_for(ir_size, vis_size), dtype=ir.dtype, device=ir.device)
     H = H.unsqueeze(0).expand(ir.shape[0], 3, 3)
-    return warp_perspective(ir, H, (vis_size[1], vis_size[0]), mode="bilinear", padding_mode="zeros",
-                            align_corners=True)
+    return warp_perspective(
+        ir, H, (vis_size[1], vis_size[0]), mode="bilinear", padding_mode="zeros", align_corners=True
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -56,8 +57,21 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_opencv() -> None:
+    """Keep errors to one line: silence FFmpeg's and OpenCV's own stderr chatter ("moov atom not found",
+    backend warnings) about inputs we already report. The CLI owns the process, so it may set this; the
+    library never does. Set the variables yourself to see the chatter again."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    import cv2
+
+    if os.environ["OPENCV_LOG_LEVEL"] == "ERROR":
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _quiet_opencv()
     if argv and argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version"):
         argv.insert(0, "live")  # `fusioncam --ir A --vis B` is the live GUI
     only = argv[0] if argv and argv[0] in SUBCOMMANDS else None

@@ -1,0 +1,90 @@
+"""The boundaries of ARCHITECTURE.md, checked on the source: what must never import what.
+
+Static (AST) checks of every module's imports, including imports inside functions, so a lazy import
+cannot slip a forbidden dependency past the test.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# folder -> (package name, forbidden import prefixes)
+RULES = {
+    "fusioncam": ("fusioncam", ("PyQt6", "PySide6", "fusioncam.ui")),
+    "models": (
+        "fusioncam.models",
+        ("cv2", "PyQt6", "PySide6", "fusioncam.ui", "fusioncam.engine", "fusioncam.sources",
+         "fusioncam.capture", "fusioncam.sync", "fusioncam.sinks", "fusioncam.calibration"),
+    ),
+    "calibration": (
+        "fusioncam.calibration",
+        ("PyQt6", "PySide6", "torch", "fusioncam.models", "fusioncam.engine", "fusioncam.ui"),
+    ),
+}
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+            found += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
+    return found
+
+
+def _modules(folder: str) -> list[Path]:
+    return sorted((ROOT / folder).rglob("*.py"))
+
+
+@pytest.mark.parametrize("folder", sorted(RULES))
+def test_forbidden_imports(folder: str) -> None:
+    _pkg, forbidden = RULES[folder]
+    bad = []
+    for path in _modules(folder):
+        for line, name in _imports(path):
+            if any(name == f or name.startswith(f + ".") for f in forbidden):
+                bad.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
+    assert not bad, "boundary violations:\n" + "\n".join(bad)
+
+
+def test_only_cli_and_ui_parse_arguments() -> None:
+    allowed = {ROOT / "fusioncam" / "cli", ROOT / "ui"}
+    bad = []
+    for folder in ("fusioncam", "models", "calibration", "ui"):
+        for path in _modules(folder):
+            if any(a in path.parents for a in allowed):
+                continue
+            if any(name == "argparse" for _, name in _imports(path)):
+                bad.append(str(path.relative_to(ROOT)))
+    assert not bad, f"argument parsing outside fusioncam.cli / fusioncam.ui: {bad}"
+
+
+def test_installed_layout_has_no_bare_top_level_packages() -> None:
+    """ui/, calibration/ and models/ must import as fusioncam.* and never as bare packages."""
+    import importlib.util
+    import sys
+
+    import fusioncam.calibration
+    import fusioncam.models
+    import fusioncam.ui
+
+    assert Path(fusioncam.ui.__file__).parent == ROOT / "ui"
+    assert Path(fusioncam.models.__file__).parent == ROOT / "models"
+    assert Path(fusioncam.calibration.__file__).parent == ROOT / "calibration"
+    # With the repository root off sys.path, a bare `ui` must not be importable.
+    saved = list(sys.path)
+    try:
+        sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
+        for name in ("ui", "models", "calibration"):
+            sys.modules.pop(name, None)
+            assert importlib.util.find_spec(name) is None, f"bare top-level package '{name}' is installed"
+    finally:
+        sys.path[:] = saved
