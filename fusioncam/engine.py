@@ -226,6 +226,8 @@ class FusionEngine:
             classical = fuser_info(name).classical
             device = "cpu" if classical else resolve_device(self._device_request)
             accepted = _accepted_kwargs(fuser_info(name).factory, default=True)
+            # Options meant for another method (e.g. a network's `weights`) are not passed on.
+            opts = {k: v for k, v in opts.items() if k in accepted}
             if not classical and "device" in accepted:
                 opts.setdefault("device", device)
                 if device.startswith("cuda") and "half" in accepted:

@@ -22,7 +22,12 @@ from fusioncam.errors import FusioncamError
 from .factory import list_models, load_model, shipped_weights, shipped_weights_dir
 from .mgfusion import MGFusion
 
-__all__ = ["MGFusionFuser", "DEFAULT_WEIGHTS", "resolve_device", "resolve_fuser_weights"]
+__all__ = [
+    "MGFusionFuser",
+    "DEFAULT_WEIGHTS",
+    "resolve_device",
+    "resolve_fuser_weights",
+]
 
 DEFAULT_WEIGHTS = "mgfusion_fast_noclip"
 
@@ -75,6 +80,11 @@ class MGFusionFuser:
     (antialiased) and resize the result back (bilinear). A speed/detail trade for the live app on a
     CPU, where the network's cost grows with the pixel count (0.5 is about 4x fewer operations); the
     result is softer than at full resolution. CLIP always sees the full frames.
+
+    Speed on a CPU (docs/mgfusion_speed.md): the network runs channels-last with BN folded into the
+    convolutions in eval mode; an application should also call
+    :func:`fusioncam.memory.tune_cpu_allocator` once at start (it changes process state, so this class
+    never does).
     """
 
     name = "mgfusion"

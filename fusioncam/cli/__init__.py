@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from fusioncam.errors import FusioncamError
+from fusioncam.memory import tune_cpu_allocator
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
@@ -72,6 +73,7 @@ def _quiet_opencv() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _quiet_opencv()
+    tune_cpu_allocator()  # network inference reuses its large buffers (docs/mgfusion_speed.md)
     if argv and argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version"):
         argv.insert(0, "live")  # `fusioncam --ir A --vis B` is the live GUI
     only = argv[0] if argv and argv[0] in SUBCOMMANDS else None

@@ -1,0 +1,277 @@
+"""Settings of the live application as dataclasses: one YAML file, CLI flags on top, the GUI edits them.
+
+Layers, lowest first: the defaults below, the per-user settings file saved by the GUI on close
+(:func:`user_settings_path`), a ``--config`` YAML file, then command-line flags. Every layer is a
+partial mapping of the same shape as :meth:`Settings.to_dict`; :func:`merge` applies one onto a
+:class:`Settings`. Unknown keys are rejected with a close-match suggestion (a typo in a config file must
+not be silently ignored), and values are type-checked, so a bad file gives one clear
+:class:`FusioncamError` line instead of a crash deep in the pipeline.
+
+No Qt here: the GUI stores this same object through :func:`save_settings` (plain YAML), which keeps the
+settings readable and editable by hand and usable by the CLI without Qt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fusioncam.errors import FusioncamError
+
+__all__ = [
+    "PALETTES",
+    "LAYOUTS",
+    "DEVICES",
+    "CONTAINERS",
+    "SourceSettings",
+    "EngineSettings",
+    "DisplaySettings",
+    "RecordSettings",
+    "Settings",
+    "merge",
+    "load_yaml",
+    "load_settings",
+    "save_settings",
+    "user_settings_path",
+    "resolve_settings",
+]
+
+#: Display palettes for the IR view: fixed colour maps (cv2.applyColorMap), never per-frame autoscaled.
+PALETTES = ("gray", "inferno", "ironbow", "jet", "turbo")
+#: "side_by_side": IR | VIS | fused in a row; "fused_large": the fused view large, IR and VIS beside it.
+LAYOUTS = ("side_by_side", "fused_large")
+DEVICES = ("auto", "cpu", "cuda")
+CONTAINERS = ("mp4", "mov", "m4v", "avi", "mkv")
+
+SETTINGS_ENV = "FUSIONCAM_SETTINGS"
+
+
+@dataclass
+class SourceSettings:
+    """The two inputs. A spec is a /dev/videoN path, a camera index, a video file or an image sequence."""
+
+    ir: str = ""
+    vis: str = ""
+    thermal16: bool = False  # read the IR camera as raw 16-bit (Y16) and map it to 8-bit smoothly
+    pace: bool = True  # play file sources at their own fps (stand-ins for cameras)
+    loop: bool = False  # restart file sources at their end (the demo)
+    sync_tolerance_ms: float | None = None  # None: half a frame period of the slower source
+
+
+@dataclass
+class EngineSettings:
+    method: str = "mgfusion"
+    device: str = "auto"
+    clip_refresh: int = 8  # CLIP features are recomputed every K frames (and on a scene change)
+    rig: str | None = None  # rig YAML (IR->VIS homography); None: the cameras already see the same pixels
+    weights: str | None = None  # checkpoint of a network fuser (mgfusion); None: the one it ships
+
+    def fuser_options(self, method: str | None = None) -> dict[str, str]:
+        """Keyword arguments for ``create_fuser(method)``: the weights, for network fusers only."""
+        from fusioncam.fusers import fuser_info
+
+        method = method or self.method
+        return {"weights": self.weights} if self.weights and not fuser_info(method).classical else {}
+
+
+@dataclass
+class DisplaySettings:
+    palette: str = "inferno"
+    layout: str = "side_by_side"
+
+
+@dataclass
+class RecordSettings:
+    """What a recording writes. The fused stream is always written; the others are optional."""
+
+    output_dir: str = "~/fusioncam"
+    side_by_side: bool = False
+    raw_ir: bool = False
+    raw_vis: bool = False
+    container: str = "mp4"  # mp4/mov/m4v: MPEG-4 Part 2 (mp4v); avi/mkv: MJPG (what OpenCV's wheel writes)
+    queue_size: int = 64  # results waiting to be written; beyond it frames are dropped (and counted)
+
+
+@dataclass
+class Settings:
+    sources: SourceSettings = field(default_factory=SourceSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    display: DisplaySettings = field(default_factory=DisplaySettings)
+    record: RecordSettings = field(default_factory=RecordSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str = "settings") -> Settings:
+        return merge(cls(), d, source=source)
+
+    def copy(self) -> Settings:
+        return Settings.from_dict(self.to_dict())
+
+    def validate(self) -> None:
+        """Check the values that have a fixed set of choices or a range; raise one clear line."""
+        _choice(self.display.palette, PALETTES, "display.palette")
+        _choice(self.display.layout, LAYOUTS, "display.layout")
+        _choice(self.engine.device.split(":")[0], DEVICES, "engine.device")
+        if self.engine.clip_refresh < 1:
+            raise FusioncamError(f"engine.clip_refresh must be >= 1, got {self.engine.clip_refresh}")
+        if self.record.queue_size < 1:
+            raise FusioncamError(f"record.queue_size must be >= 1, got {self.record.queue_size}")
+        _choice(self.record.container, CONTAINERS, "record.container")
+        tol = self.sources.sync_tolerance_ms
+        if tol is not None and tol <= 0:
+            raise FusioncamError(f"sources.sync_tolerance_ms must be > 0, got {tol}")
+
+
+def _choice(value: str, choices: tuple[str, ...], name: str) -> None:
+    if value not in choices:
+        close = difflib.get_close_matches(value, choices, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise FusioncamError(f"{name}: unknown value '{value}'{hint}; choose one of: {', '.join(choices)}")
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    """Check ``value`` against a field's type hint (bool/int/float/str and Optional of those)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], name)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return str(value)  # a camera index written as a number in YAML is still a spec
+    else:  # pragma: no cover - only the hints above are used
+        return value
+    raise FusioncamError(f"{name}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def _merge_into(obj: Any, d: Any, prefix: str, source: str) -> None:
+    if not isinstance(d, dict):
+        where = prefix.rstrip(".") or "top level"
+        raise FusioncamError(f"{source}: {where} must be a mapping, got {type(d).__name__}")
+    hints = typing.get_type_hints(type(obj))
+    names = [f.name for f in dataclasses.fields(obj)]
+    for key, value in d.items():
+        key = str(key)
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            known = ", ".join(prefix + n for n in names)
+            raise FusioncamError(f"{source}: unknown setting '{prefix}{key}'{hint}; known: {known}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _merge_into(current, value, f"{prefix}{key}.", source)
+        else:
+            try:
+                setattr(obj, key, _coerce(value, hints[key], f"{prefix}{key}"))
+            except FusioncamError as e:
+                raise FusioncamError(f"{source}: {e}") from None
+
+
+def merge(settings: Settings, d: Any, source: str = "settings") -> Settings:
+    """Apply a partial mapping (same shape as ``to_dict()``) onto a copy of ``settings`` and validate."""
+    out = Settings(**{k: dataclasses.replace(v) for k, v in vars(settings).items()})
+    if d is None:
+        return out
+    _merge_into(out, d, "", source)
+    try:
+        out.validate()
+    except FusioncamError as e:
+        raise FusioncamError(f"{source}: {e}") from None
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a settings YAML file as a mapping (empty file: empty mapping), with one-line errors."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise FusioncamError(f"settings file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise FusioncamError(f"cannot read settings file {path}: {e}") from None
+    try:
+        d = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        first = str(e).splitlines()[0] if str(e) else "parse error"
+        raise FusioncamError(f"settings file {path} is not valid YAML: {first}") from None
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise FusioncamError(f"settings file {path}: expected a mapping at the top level")
+    return d
+
+
+def load_settings(path: str | Path, base: Settings | None = None) -> Settings:
+    """``base`` (defaults if None) overridden by the YAML file at ``path``."""
+    return merge(base or Settings(), load_yaml(path), source=f"settings file {Path(path).expanduser()}")
+
+
+def save_settings(settings: Settings, path: str | Path) -> Path:
+    """Write settings as YAML atomically (temporary name, then rename), creating the folder."""
+    path = Path(path).expanduser()
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w") as f:
+            f.write("# fusioncam settings (written by the GUI on close; edit freely)\n")
+            yaml.safe_dump(settings.to_dict(), f, sort_keys=False)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise FusioncamError(f"cannot write settings file {path}: {e.strerror or e}") from None
+    return path
+
+
+def user_settings_path(env: typing.Mapping[str, str] | None = None) -> Path:
+    """Where the GUI keeps settings between runs.
+
+    ``$FUSIONCAM_SETTINGS`` if set (tests and portable installs), else
+    ``$XDG_CONFIG_HOME/fusioncam/settings.yaml`` (``~/.config`` when unset), the freedesktop convention.
+    Reads the environment only; never changes it.
+    """
+    env = os.environ if env is None else env
+    if env.get(SETTINGS_ENV):
+        return Path(env[SETTINGS_ENV]).expanduser()
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base).expanduser() / "fusioncam" / "settings.yaml"
+
+
+def resolve_settings(
+    *,
+    user_file: str | Path | None = None,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Defaults <- per-user file (if it exists) <- ``--config`` file <- flag overrides.
+
+    A broken per-user file is an error too (naming the file), not silently replaced: the user may have
+    edited it by hand and should know why their settings were not applied.
+    """
+    settings = Settings()
+    if user_file is not None and Path(user_file).expanduser().is_file():
+        settings = load_settings(user_file, settings)
+    if config_file is not None:
+        settings = load_settings(config_file, settings)
+    if overrides:
+        settings = merge(settings, overrides, source="command line")
+    return settings
