@@ -181,9 +181,8 @@ def _clip_stand_in(clip_model: str, device: str, workdir: str) -> tuple[Any, str
     ``clip_model="tiny"`` is the tests' tiny CLIP (through the same weight-loading path as real
     weights); any other name is an open_clip architecture built with random weights.
     """
-    import torch
 
-    from fusioncam.models.clip_encoder import ClipImageEncoder, clip_preprocess_cfg, save_tiny_clip
+    from fusioncam.models.clip_encoder import ClipImageEncoder, save_tiny_clip
     from fusioncam.models.factory import create_model
     from fusioncam.models.fuser import MGFusionFuser
 
@@ -192,7 +191,7 @@ def _clip_stand_in(clip_model: str, device: str, workdir: str) -> tuple[Any, str
         encoder = ClipImageEncoder(name, "", weights=path)
         note = "tiny random CLIP (tests only: its cost is far below a real CLIP's)"
     else:
-        encoder = _random_clip_encoder(clip_model, ClipImageEncoder, clip_preprocess_cfg, torch)
+        encoder = ClipImageEncoder.with_random_weights(clip_model)
         name = clip_model
         note = (
             f"open_clip {clip_model} with RANDOM weights: a forward pass costs the same as with the "
@@ -202,38 +201,6 @@ def _clip_stand_in(clip_model: str, device: str, workdir: str) -> tuple[Any, str
     fuser = MGFusionFuser(model=model, device=device)
     fuser.name = f"mgfusion_fast+clip[{name}]"
     return fuser, note
-
-
-def _random_clip_encoder(clip_model: str, base: type, preprocess_cfg: Callable, torch: Any) -> Any:
-    """A :class:`ClipImageEncoder` of ``clip_model`` with random weights.
-
-    Only the constructor differs (it skips weight resolution); preprocessing and ``encode`` are the
-    real encoder's methods, so the timed work is the engine's real CLIP path.
-    """
-    import open_clip
-    import torch.nn as nn
-
-    class RandomWeightsClip(base):  # type: ignore[misc, valid-type]
-        def __init__(self) -> None:
-            nn.Module.__init__(self)
-            try:
-                model = open_clip.create_model(clip_model, pretrained=None, device="cpu")
-            except Exception as e:  # noqa: BLE001 - an unknown architecture name
-                raise FusioncamError(f"unknown open_clip architecture '{clip_model}': {e}") from None
-            self.model_name, self.pretrained, self.weights_path = clip_model, "random", None
-            self.normalize = True
-            self.preprocess_cfg = preprocess_cfg(model)
-            self.embed_dim = int(model.visual.output_dim)
-            self.visual = model.visual
-            size = self.preprocess_cfg["size"]
-            self.image_size = (size, size) if isinstance(size, int) else tuple(size)
-            mean = torch.tensor(self.preprocess_cfg["mean"], dtype=torch.float32).view(1, 3, 1, 1)
-            std = torch.tensor(self.preprocess_cfg["std"], dtype=torch.float32).view(1, 3, 1, 1)
-            self.register_buffer("mean", mean, persistent=False)
-            self.register_buffer("std", std, persistent=False)
-            self.lock()
-
-    return RandomWeightsClip()
 
 
 def run_clip_cache(cfg: BenchConfig, device: str) -> dict[str, Any]:

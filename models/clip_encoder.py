@@ -300,8 +300,35 @@ class ClipImageEncoder(nn.Module):
             raise FusioncamError(
                 f"could not load CLIP weights {path} into {model_name}: {type(e).__name__}: {e}"
             ) from None
+        self._attach(model, model_name, str(pretrained), path, normalize, device)
+
+    @classmethod
+    def with_random_weights(
+        cls, model_name: str = DEFAULT_CLIP_MODEL, *, normalize: bool = True, device: str = "cpu"
+    ) -> ClipImageEncoder:
+        """The ``model_name`` architecture with random weights: for benchmarks, where a forward pass
+        costs the same whatever the weights, on machines that cannot get the real ones."""
+        self = cls.__new__(cls)
+        nn.Module.__init__(self)
+        try:
+            model = _open_clip().create_model(model_name, pretrained=None, device="cpu")
+        except Exception as e:  # an unknown architecture name
+            raise FusioncamError(f"unknown open_clip architecture '{model_name}': {e}") from None
+        self._attach(model, model_name, "random", None, normalize, device)
+        return self
+
+    def _attach(
+        self,
+        model: nn.Module,
+        model_name: str,
+        pretrained: str,
+        path: Path | None,
+        normalize: bool,
+        device: str | torch.device,
+    ) -> None:
+        """Keep the image tower of an open_clip ``model`` with its preprocessing, frozen."""
         self.model_name = model_name
-        self.pretrained = str(pretrained)
+        self.pretrained = pretrained
         self.weights_path = path
         self.normalize = normalize
         self.preprocess_cfg = clip_preprocess_cfg(model)
