@@ -13,6 +13,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from fusioncam.errors import FusioncamError
 from fusioncam.memory import tune_cpu_allocator
@@ -39,9 +40,19 @@ def _module(name: str):
     return importlib.import_module(f"fusioncam.cli.{SUBCOMMANDS[name][0]}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the problem (and where to read more), exit 2.
+
+    Subcommand parsers are made by ``add_subparsers``, which builds them with this same class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser; with ``only`` just that subcommand's module is imported (fast start-up)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fusioncam",
         description="Fuse a thermal (IR) and a visible (VIS) camera into one picture, live and offline.",
         epilog="Without a subcommand, `fusioncam --ir SRC --vis SRC` opens the live GUI.",
