@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from fusioncam.assets import SAMPLES_DIR
+from fusioncam.dataset import default_data_dir
 from fusioncam.engine import FusedResult, FusionEngine, LivePipeline, resolve_device
 from fusioncam.errors import FusioncamError
 from fusioncam.frames import Frame, FramePair
@@ -46,9 +48,11 @@ __all__ = [
     "STAGES",
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ("assets/samples/ir_0111_1716.mp4", "assets/samples/vis_0111_1716.mp4")
-SHARED = ("../shared/data/video/ir/0111_1716.mp4", "../shared/data/video/vis/0111_1716.mp4")
+SAMPLE = (SAMPLES_DIR / "ir_0111_1716.mp4", SAMPLES_DIR / "vis_0111_1716.mp4")
+SHARED = (
+    default_data_dir() / "video" / "ir" / "0111_1716.mp4",
+    default_data_dir() / "video" / "vis" / "0111_1716.mp4",
+)
 STAGES = ("capture", "wait", "sync", "prepare", "registration", "clip", "fusion", "color", "deliver")
 BASELINE = "average"
 #: untimed frames before the CLIP comparison: on this CPU the first 4-5 CLIP+fusion passes run 2-5x
@@ -60,9 +64,8 @@ CLIP_WARMUP = 6
 def default_inputs() -> tuple[str, str]:
     """The built-in sample pair (assets/samples), else the same clip in ../shared/data."""
     for ir, vis in (SAMPLE, SHARED):
-        for base in (ROOT, Path.cwd()):
-            if (base / ir).is_file() and (base / vis).is_file():
-                return str(base / ir), str(base / vis)
+        if ir.is_file() and vis.is_file():
+            return str(ir), str(vis)
     raise FusioncamError(
         f"no default video pair: neither {SAMPLE[0]} nor {SHARED[0]} exists; give --ir and --vis"
     )

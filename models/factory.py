@@ -44,8 +44,10 @@ _FORMAT = "mgfusion-checkpoint-1"
 
 
 def shipped_weights_dir() -> Path:
-    """``assets/weights`` of the source tree this package runs from (the editable/dev layout)."""
-    return Path(__file__).resolve().parents[1] / "assets" / "weights"
+    """Where the shipped checkpoints are: ``assets/weights``, installed as ``fusioncam.assets``."""
+    from fusioncam.assets import WEIGHTS_DIR  # data only: no pipeline code is imported
+
+    return WEIGHTS_DIR
 
 
 def _configs() -> dict[str, Path]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fusioncam.assets import SAMPLES_DIR
 from fusioncam.errors import FusioncamError
 
 from .live import add_common_arguments, launch, settings_from_args
 
 __all__ = ["add_arguments", "run", "sample_clips"]
 
-SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "samples"
+SAMPLES = SAMPLES_DIR
 CLIP = "0111_1716"
 
 

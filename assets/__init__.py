@@ -1,0 +1,11 @@
+"""Data shipped with fusioncam (no code): the sample clips and the trained weights with model cards.
+
+Installed as the package ``fusioncam.assets`` so that a regular (non-editable) install carries them;
+:data:`ASSETS_DIR` is where they are, in a source checkout and in site-packages alike.
+"""
+
+from pathlib import Path
+
+ASSETS_DIR = Path(__file__).resolve().parent
+SAMPLES_DIR = ASSETS_DIR / "samples"
+WEIGHTS_DIR = ASSETS_DIR / "weights"
