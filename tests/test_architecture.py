@@ -95,3 +95,29 @@ def test_installed_layout_has_no_bare_top_level_packages() -> None:
             assert importlib.util.find_spec(name) is None, f"bare top-level package '{name}' is installed"
     finally:
         sys.path[:] = saved
+
+
+def test_regular_install_carries_data_and_no_bare_packages(tmp_path: Path) -> None:
+    """A wheel (what a regular install unpacks) holds the configs, sample clips and shipped weights
+    under fusioncam/, and nothing at the top level but fusioncam and its metadata."""
+    import subprocess
+    import sys
+    import zipfile
+
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True,
+    )
+    if build.returncode != 0 and "No module named" in build.stderr:
+        pytest.skip(f"cannot build a wheel offline here: {build.stderr.strip().splitlines()[-1]}")
+    assert build.returncode == 0, build.stderr
+    (wheel,) = tmp_path.glob("fusioncam-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert tops == {"fusioncam", next(t for t in tops if t.endswith(".dist-info"))}, tops
+    for needed in ("fusioncam/ui/main_window.py", "fusioncam/calibration/auto.py",
+                   "fusioncam/models/configs/mgfusion_fast_noclip.json",
+                   "fusioncam/assets/samples/ir_0111_1716.mp4", "fusioncam/assets/samples/NOTICE.md",
+                   "fusioncam/assets/weights/mgfusion_fast_noclip.safetensors"):
+        assert needed in names, f"{needed} missing from the wheel"
