@@ -7,12 +7,17 @@ partial mapping of the same shape as :meth:`Settings.to_dict`; :func:`merge` app
 not be silently ignored), and values are type-checked, so a bad file gives one clear
 :class:`FusioncamError` line instead of a crash deep in the pipeline.
 
+The layering itself is generic and shared: :func:`read_yaml` / :func:`read_yaml_mapping` (one YAML
+reader with one-line errors, also used for rig files) and :func:`apply_mapping` (a partial mapping onto
+any dataclass, also used by ``fusioncam train`` for :class:`~fusioncam.models.train.TrainConfig`).
+
 No Qt here: the GUI stores this same object through :func:`save_settings` (plain YAML), which keeps the
 settings readable and editable by hand and usable by the CLI without Qt.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import os
@@ -36,6 +41,9 @@ __all__ = [
     "DisplaySettings",
     "RecordSettings",
     "Settings",
+    "read_yaml",
+    "read_yaml_mapping",
+    "apply_mapping",
     "merge",
     "load_yaml",
     "load_settings",
@@ -139,61 +147,170 @@ def _choice(value: str, choices: tuple[str, ...], name: str) -> None:
         raise FusioncamError(f"{name}: unknown value '{value}'{hint}; choose one of: {', '.join(choices)}")
 
 
+# --- generic layering: one YAML reader and one typed mapping-onto-dataclass, for every config ---------
+
+T = typing.TypeVar("T")
+
+#: How a type is named in an error: (short, long), e.g. "expected int" / "must be an integer".
+_TYPE_WORDS: dict[Any, tuple[str, str]] = {
+    bool: ("bool", "true or false"),
+    int: ("int", "an integer"),
+    float: ("float", "a number"),
+    str: ("str", "a string"),
+    list: ("list", "a list"),
+    dict: ("mapping", "a mapping"),
+}
+
+
+def read_yaml(path: str | os.PathLike, what: str) -> Any:
+    """The parsed content of a YAML file (``yaml.safe_load``: a config file never runs code).
+
+    ``what`` names the file in the one-line errors ("settings file", "config file", "rig file"):
+    missing, unreadable (a folder, not text) or not valid YAML. An empty file gives None.
+    """
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise FusioncamError(f"{what} not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else e
+        raise FusioncamError(f"cannot read {what} {path}: {reason}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        first = str(e).splitlines()[0] if str(e) else "parse error"
+        raise FusioncamError(f"{what} {path} is not valid YAML: {first}") from None
+
+
+def read_yaml_mapping(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """:func:`read_yaml` for files whose top level is a mapping of keys (an empty file: ``{}``)."""
+    data = read_yaml(path, what)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        path = Path(path).expanduser()
+        raise FusioncamError(f"{what} {path} must be a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _split_csv(text: str, name: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise FusioncamError(f"{name}: expected a comma-separated list, got {text!r}")
+    return items
+
+
+class _TypeMismatch(Exception):
+    """A value of the wrong type; :func:`_apply` turns it into the one-line user error."""
+
+    def __init__(self, hint: Any, value: Any):
+        super().__init__(hint, value)
+        self.hint, self.value = hint, value
+
+
 def _coerce(value: Any, hint: Any, name: str) -> Any:
-    """Check ``value`` against a field's type hint (bool/int/float/str and Optional of those)."""
+    """``value`` checked (and lightly converted) against a field's type hint; never ``eval()``.
+
+    Handles Optional/unions (the first member that accepts the value), bool, int, float (an int is
+    accepted), str (an int is accepted: a camera index written as a number in YAML is still a spec),
+    ``list[X]`` (a string "a,b" is split at commas, as a flag would give it) and ``dict``. Other hints
+    pass the value through unchanged.
+    """
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
         if value is None and type(None) in args:
             return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], name)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif hint is str:
-        if isinstance(value, (str, int)) and not isinstance(value, bool):
-            return str(value)  # a camera index written as a number in YAML is still a spec
-    else:  # pragma: no cover - only the hints above are used
+        first: _TypeMismatch | None = None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, name)
+            except _TypeMismatch as e:
+                first = first or e
+        raise first or _TypeMismatch(hint, value)
+    if origin is list or hint is list:
+        (inner,) = typing.get_args(hint) or (Any,)
+        if isinstance(value, str):
+            value = _split_csv(value, name)
+        if not isinstance(value, list):
+            raise _TypeMismatch(list, value)
+        return [_coerce(v, inner, name) for v in value]
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise _TypeMismatch(dict, value)
+        return dict(value)
+    if isinstance(value, bool) and hint in (int, float, str):
+        raise _TypeMismatch(hint, value)  # YAML's true/false is no number and no name
+    if hint is bool and isinstance(value, bool):
         return value
-    raise FusioncamError(f"{name}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    if hint is int and isinstance(value, int):
+        return value
+    if hint is float and isinstance(value, (int, float)):
+        return float(value)
+    if hint is str and isinstance(value, (str, int)):
+        return str(value)
+    if hint in _TYPE_WORDS:
+        raise _TypeMismatch(hint, value)
+    return value
 
 
-def _merge_into(obj: Any, d: Any, prefix: str, source: str) -> None:
-    if not isinstance(d, dict):
+def _mismatch_message(name: str, e: _TypeMismatch, what: str | None) -> str:
+    short, long = _TYPE_WORDS.get(e.hint, (getattr(e.hint, "__name__", str(e.hint)), str(e.hint)))
+    if what is None:  # nested settings: the dotted path says what it is ("engine.clip_refresh")
+        return f"{name}: expected {short}, got {e.value!r}"
+    return f"{what} '{name}' must be {long}, got {e.value!r}"
+
+
+def _apply(obj: Any, mapping: Any, source: str, what: str | None, prefix: str) -> None:
+    """Set the fields of dataclass ``obj`` in place from ``mapping``, descending into nested dataclasses."""
+    if not isinstance(mapping, dict):
         where = prefix.rstrip(".") or "top level"
-        raise FusioncamError(f"{source}: {where} must be a mapping, got {type(d).__name__}")
+        raise FusioncamError(f"{source}: {where} must be a mapping, got {type(mapping).__name__}")
     hints = typing.get_type_hints(type(obj))
     names = [f.name for f in dataclasses.fields(obj)]
-    for key, value in d.items():
+    for key, value in mapping.items():
         key = str(key)
+        name = prefix + key
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
             known = ", ".join(prefix + n for n in names)
-            raise FusioncamError(f"{source}: unknown setting '{prefix}{key}'{hint}; known: {known}")
+            raise FusioncamError(f"{source}: unknown {what or 'setting'} '{name}'{hint}; known: {known}")
         current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
-            _merge_into(current, value, f"{prefix}{key}.", source)
-        else:
-            try:
-                setattr(obj, key, _coerce(value, hints[key], f"{prefix}{key}"))
-            except FusioncamError as e:
-                raise FusioncamError(f"{source}: {e}") from None
+        if dataclasses.is_dataclass(current) and not isinstance(current, type):
+            _apply(current, value, source, what, name + ".")
+            continue
+        try:
+            setattr(obj, key, _coerce(value, hints[key], name))
+        except _TypeMismatch as e:
+            raise FusioncamError(f"{source}: {_mismatch_message(name, e, what)}") from None
+        except FusioncamError as e:
+            raise FusioncamError(f"{source}: {e}") from None
+
+
+def apply_mapping(obj: T, mapping: Any, source: str, *, what: str | None = None) -> T:
+    """A copy of the dataclass ``obj`` with the partial ``mapping`` (same shape as ``asdict``) applied.
+
+    Nested dataclasses take nested mappings; values are type-checked against the field hints (see
+    :func:`_coerce`). Unknown keys are rejected with the closest valid one, since a typo in a config
+    file must not be silently ignored. ``source`` starts every message (the file, "command line");
+    ``what`` names a key in them ("config key": "unknown config key 'epoch'", "config key 'epochs'
+    must be an integer"); None suits nested settings named by dotted path ("unknown setting
+    'engine.methd'", "engine.clip_refresh: expected int"). ``obj`` itself is never changed (a deep copy
+    is edited), so a bad layer leaves the previous one intact. Validating the result is the caller's job.
+    """
+    out = copy.deepcopy(obj)
+    if mapping is not None:
+        _apply(out, mapping, source, what, "")
+    return out
 
 
 def merge(settings: Settings, d: Any, source: str = "settings") -> Settings:
     """Apply a partial mapping (same shape as ``to_dict()``) onto a copy of ``settings`` and validate."""
-    out = Settings(**{k: dataclasses.replace(v) for k, v in vars(settings).items()})
-    if d is None:
-        return out
-    _merge_into(out, d, "", source)
+    out = apply_mapping(settings, d, source)
     try:
         out.validate()
     except FusioncamError as e:
@@ -203,23 +320,7 @@ def merge(settings: Settings, d: Any, source: str = "settings") -> Settings:
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a settings YAML file as a mapping (empty file: empty mapping), with one-line errors."""
-    path = Path(path).expanduser()
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise FusioncamError(f"settings file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise FusioncamError(f"cannot read settings file {path}: {e}") from None
-    try:
-        d = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        first = str(e).splitlines()[0] if str(e) else "parse error"
-        raise FusioncamError(f"settings file {path} is not valid YAML: {first}") from None
-    if d is None:
-        return {}
-    if not isinstance(d, dict):
-        raise FusioncamError(f"settings file {path}: expected a mapping at the top level")
-    return d
+    return read_yaml_mapping(path, "settings file")
 
 
 def load_settings(path: str | Path, base: Settings | None = None) -> Settings:

@@ -8,6 +8,8 @@ already registered, so no rig is applied.
 
 The result is a plain dict (JSON-ready): one row per pair and method, the mean of each metric per
 dataset and method, and the mean over datasets (each dataset weighs the same, whatever its size).
+A network fuser can be given a checkpoint (``weights``): it is then shown as ``mgfusion[<file stem>]``
+(or a chosen label), so several checkpoints and the shipped weights can sit in one comparison.
 Pairs run in up to two worker processes (processes, not threads: numpy, scipy and OpenCV release the
 GIL only in parts of this work, and a process per core uses both cores without reasoning about which).
 """
@@ -24,7 +26,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -39,7 +41,9 @@ from fusioncam.metrics import HIGHER_IS_BETTER, METRIC_NAMES, compute_metrics, t
 __all__ = [
     "ALL_CLASSICAL",
     "MAX_WORKERS",
+    "Method",
     "resolve_methods",
+    "plan_methods",
     "load_pair",
     "evaluate_pair",
     "evaluate",
@@ -68,6 +72,53 @@ def resolve_methods(methods: Sequence[str]) -> list[str]:
             if n not in out:
                 out.append(n)
     return out
+
+
+class Method(NamedTuple):
+    """One evaluated method: the registered fuser ``fuser``, built with ``weights`` (a checkpoint of a
+    network fuser; None: its default) and shown as ``label`` in rows, tables and files."""
+
+    label: str
+    fuser: str
+    weights: str | None = None
+
+
+def plan_methods(
+    methods: Sequence[str], weights: str | os.PathLike | None = None, label: str | None = None
+) -> list[Method]:
+    """The methods to evaluate, with ``weights`` given to the network (non-classical) fusers among them.
+
+    A network fuser with weights is labelled ``<fuser>[<checkpoint stem>]``, or ``label`` when given
+    (only with weights, and only for one network method). Weights with only classical methods, or a
+    label that repeats another method's, are errors: the result would not say what was measured.
+    """
+    names = resolve_methods(methods)
+    if weights is None:
+        if label is not None:
+            raise FusioncamError("a label names a checkpoint: give the weights it belongs to")
+        return [Method(n, n) for n in names]
+    weights = os.fspath(weights)
+    network = [n for n in names if not fuser_info(n).classical]
+    if not network:
+        raise FusioncamError(
+            f"weights are for network fusers such as mgfusion, but only classical methods were asked "
+            f"for ({', '.join(names)})"
+        )
+    if label is not None:
+        if not label.strip():
+            raise FusioncamError("the label of a checkpoint must not be empty")
+        if len(network) > 1:
+            raise FusioncamError(
+                f"one label for {len(network)} network methods ({', '.join(network)}); leave it out to "
+                "show each as <method>[<checkpoint stem>]"
+            )
+    stem = Path(weights).stem or weights
+    plan = [Method(label or f"{n}[{stem}]", n, weights) if n in network else Method(n, n) for n in names]
+    labels = [m.label for m in plan]
+    for m in plan:
+        if labels.count(m.label) > 1:
+            raise FusioncamError(f"label '{m.label}' is also the name of another method; choose another")
+    return plan
 
 
 def _read(path: Path, flags: int) -> np.ndarray:
@@ -99,14 +150,16 @@ def load_pair(pair: PairPath) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return to_gray_u8(ir), vis_y, vis
 
 
-# One fuser per method and process, built on first use (a network fuser loads its weights once).
-_FUSERS: dict[str, Fuser] = {}
+# One fuser per (method, weights) and process, built on first use (a network loads its weights once).
+_FUSERS: dict[tuple[str, str | None], Fuser] = {}
 
 
-def _fuser(name: str) -> Fuser:
-    if name not in _FUSERS:
-        _FUSERS[name] = create_fuser(name)
-    return _FUSERS[name]
+def _fuser(method: Method) -> Fuser:
+    key = (method.fuser, method.weights)
+    if key not in _FUSERS:
+        options = {} if method.weights is None else {"weights": method.weights}
+        _FUSERS[key] = create_fuser(method.fuser, **options)
+    return _FUSERS[key]
 
 
 def _import_fuser_modules(modules: Sequence[str]) -> None:
@@ -118,17 +171,19 @@ def _import_fuser_modules(modules: Sequence[str]) -> None:
         importlib.import_module(m)
 
 
-def evaluate_pair(pair: PairPath, methods: Sequence[str]) -> list[dict[str, Any]]:
-    """Fuse one pair with each method and compute the six metrics; one row dict per method."""
+def evaluate_pair(pair: PairPath, methods: Sequence[str | Method]) -> list[dict[str, Any]]:
+    """Fuse one pair with each method (a fuser name or a :class:`Method`) and compute the six metrics;
+    one row dict per method, named by its label."""
     ir, vis_y, vis = load_pair(pair)
     ir_gray = ir.astype(np.float64)
     vis_gray = to_gray(vis, "VIS")
     rows = []
-    for name in methods:
-        fused = _fuser(name).fuse(ir, vis_y)
+    for m in methods:
+        method = m if isinstance(m, Method) else Method(m, m)
+        fused = _fuser(method).fuse(ir, vis_y)
         if fused.shape != ir.shape:
-            raise FusioncamError(f"method '{name}' returned {fused.shape} for a {ir.shape} pair")
-        row: dict[str, Any] = {"dataset": pair.dataset, "stem": pair.stem, "method": name}
+            raise FusioncamError(f"method '{method.label}' returned {fused.shape} for a {ir.shape} pair")
+        row: dict[str, Any] = {"dataset": pair.dataset, "stem": pair.stem, "method": method.label}
         row.update(compute_metrics(ir_gray, vis_gray, fused))
         rows.append(row)
     return rows
@@ -148,6 +203,8 @@ def evaluate(
     limit: int | None = None,
     workers: int = MAX_WORKERS,
     progress: ProgressFn | None = None,
+    weights: str | os.PathLike | None = None,
+    label: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``methods`` (fuser names or ``all-classical``) on ``split`` of the shared data.
 
@@ -155,27 +212,32 @@ def evaluate(
     when a non-classical method such as mgfusion is asked for, so the network loads once, and for
     fusers defined in ``__main__``). Worker processes are spawned fresh and import the modules that
     define the requested fusers; a fuser registered inside a function body needs ``workers=1``.
-    ``progress(done, total, pair)`` is called after each pair. Returns a dict with ``split``,
-    ``methods``, ``metrics``, ``higher_is_better``, ``counts`` (pairs per dataset), ``rows`` (one per pair
-    and method), ``per_dataset`` ({dataset: {method: {metric: mean}}}) and ``mean`` ({method: {metric:
-    mean over datasets}}).
+    ``progress(done, total, pair)`` is called after each pair. ``weights``/``label``: a checkpoint for
+    the network methods and how to show them (see :func:`plan_methods`). Returns a dict with ``split``,
+    ``methods`` (their labels), ``weights`` ({label: checkpoint} of the methods given one),
+    ``metrics``, ``higher_is_better``, ``counts`` (pairs per dataset), ``rows`` (one per pair and
+    method), ``per_dataset`` ({dataset: {method: {metric: mean}}}) and ``mean`` ({method: {metric: mean
+    over datasets}}).
     """
-    names = resolve_methods(methods)
+    plan = plan_methods(methods, weights, label)
+    names = [m.label for m in plan]
     if limit is not None and limit < 1:
         raise FusioncamError(f"limit must be at least 1 pair per dataset, got {limit}")
     pairs_by_ds = load_split(split, data_dir=data_dir, datasets=list(datasets) if datasets else None)
     pairs = [p for ps in pairs_by_ds.values() for p in (ps[:limit] if limit else ps)]
     if not pairs:
         raise FusioncamError(f"split '{split}' has no pairs for the chosen datasets")
-    modules = sorted({fuser_info(n).factory.__module__ for n in names})
-    if any(not fuser_info(n).classical for n in names) or "__main__" in modules:
+    modules = sorted({fuser_info(m.fuser).factory.__module__ for m in plan})
+    if any(not fuser_info(m.fuser).classical for m in plan) or "__main__" in modules:
         workers = 1  # load a network once; a fuser defined in a script cannot be re-imported by workers
     workers = max(1, min(int(workers), MAX_WORKERS, len(pairs)))
 
     results: list[list[dict[str, Any]]] = []
     if workers == 1:
+        for m in plan:
+            _fuser(m)  # a missing checkpoint or CLIP fails now, not after the first pair's work
         for i, pair in enumerate(pairs, 1):
-            results.append(evaluate_pair(pair, names))
+            results.append(evaluate_pair(pair, plan))
             if progress:
                 progress(i, len(pairs), pair)
     else:
@@ -186,7 +248,7 @@ def evaluate(
         ) as pool:
             # map keeps the order of the split; results arrive as the slowest pair in flight finishes.
             for i, (pair, rows) in enumerate(
-                zip(pairs, pool.map(evaluate_pair, pairs, [names] * len(pairs)), strict=True), 1
+                zip(pairs, pool.map(evaluate_pair, pairs, [plan] * len(pairs)), strict=True), 1
             ):
                 results.append(rows)
                 if progress:
@@ -204,6 +266,7 @@ def evaluate(
     return {
         "split": split,
         "methods": names,
+        "weights": {m.label: m.weights for m in plan if m.weights is not None},
         "metrics": list(METRIC_NAMES),
         "higher_is_better": dict(HIGHER_IS_BETTER),
         "counts": {ds: n for ds, n in counts.items() if n},

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import yaml
 
+from fusioncam.config import read_yaml
 from fusioncam.errors import FusioncamError
 
 __all__ = ["Rig", "warp_ir_to_vis", "warp_ir_to_vis_torch", "scale_homography"]
@@ -126,18 +127,10 @@ class Rig:
 
     @classmethod
     def load(cls, path: str | Path) -> Rig:
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise FusioncamError(f"rig file not found: {path}") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise FusioncamError(f"cannot read rig file {path}: {e}") from None
-        try:
-            d = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise FusioncamError(f"rig file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-        return cls.from_dict(d, source=f"rig file {path}")
+        """Read a rig YAML file; every problem (missing, unreadable, not YAML, bad values) is one line."""
+        path = Path(path).expanduser()
+        # Not read_yaml_mapping: from_dict's "expected a mapping with vis_H_ir, ..." says more.
+        return cls.from_dict(read_yaml(path, "rig file"), source=f"rig file {path}")
 
 
 def _size(v: Any, name: str) -> tuple[int, int]:

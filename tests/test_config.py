@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,87 @@ class TestLayers:
             user_settings_path({"XDG_CONFIG_HOME": str(tmp_path)}) == tmp_path / "fusioncam" / "settings.yaml"
         )
         assert user_settings_path({}).name == "settings.yaml"
+
+
+@dataclass
+class _Inner:
+    n: int = 1
+    tol: float | None = None
+
+
+@dataclass
+class _Outer:
+    """Every kind of field ``apply_mapping`` handles (module level: the hints are resolved by name)."""
+
+    name: str = "a"
+    tags: list[str] = field(default_factory=lambda: ["x"])
+    sizes: list[int] | None = None
+    extra: dict[str, int] = field(default_factory=dict)
+    on: bool = False
+    inner: _Inner = field(default_factory=_Inner)
+
+
+class TestGenericLayering:
+    """``apply_mapping`` / ``read_yaml_mapping``: the one implementation behind settings, train and rigs."""
+
+    @staticmethod
+    def _example() -> _Outer:
+        return _Outer()
+
+    def test_nested_optional_lists_and_dicts(self) -> None:
+        from fusioncam.config import apply_mapping
+
+        base = self._example()
+        out = apply_mapping(
+            base,
+            {"tags": "p, q", "sizes": [3, 4], "extra": {"k": 2}, "on": True, "inner": {"n": 5, "tol": 2}},
+            "test",
+        )
+        assert out.tags == ["p", "q"]  # "a,b" as a flag gives it
+        assert out.sizes == [3, 4] and out.extra == {"k": 2} and out.on is True
+        assert out.inner.n == 5 and out.inner.tol == 2.0 and isinstance(out.inner.tol, float)
+        assert apply_mapping(out, {"sizes": None, "inner": {"tol": None}}, "test").sizes is None
+        # The input is never changed, nested parts included.
+        assert base.tags == ["x"] and base.inner.n == 1 and base.inner is not out.inner
+
+    @pytest.mark.parametrize(
+        "mapping, what, pattern",
+        [
+            ({"inner": {"tl": 1}}, None, r"^src: unknown setting 'inner.tl' \(did you mean 'inner.tol'\?\)"),
+            ({"nme": "b"}, "config key", r"^src: unknown config key 'nme' \(did you mean 'name'\?\)"),
+            ({"inner": {"n": "x"}}, None, r"^src: inner.n: expected int, got 'x'$"),
+            ({"on": 1}, "config key", r"^src: config key 'on' must be true or false, got 1$"),
+            ({"sizes": ["a"]}, "config key", r"config key 'sizes' must be an integer, got 'a'"),
+            ({"sizes": 3}, "config key", r"config key 'sizes' must be a list, got 3"),
+            ({"extra": [1]}, "config key", r"config key 'extra' must be a mapping"),
+            ({"tags": " , "}, "config key", r"tags: expected a comma-separated list"),
+            ({"inner": 3}, None, r"^src: inner must be a mapping, got int$"),
+            ([1], None, r"^src: top level must be a mapping, got list$"),
+        ],
+    )
+    def test_rejections_name_the_source_and_the_key(self, mapping, what, pattern) -> None:
+        from fusioncam.config import apply_mapping
+
+        base = self._example()
+        with pytest.raises(FusioncamError, match=pattern):
+            apply_mapping(base, mapping, "src", what=what)
+        assert base == self._example()  # a bad layer leaves the previous one intact
+
+    def test_read_yaml_mapping(self, tmp_path: Path) -> None:
+        from fusioncam.config import read_yaml_mapping
+
+        p = tmp_path / "c.yaml"
+        p.write_text("")
+        assert read_yaml_mapping(p, "thing file") == {}
+        p.write_text("a: 1\n")
+        assert read_yaml_mapping(p, "thing file") == {"a": 1}
+        p.write_text("- 1\n")
+        with pytest.raises(
+            FusioncamError, match=f"thing file {p} must be a mapping at the top level, got list"
+        ):
+            read_yaml_mapping(p, "thing file")
+        with pytest.raises(FusioncamError, match="thing file not found"):
+            read_yaml_mapping(tmp_path / "none.yaml", "thing file")
+        with pytest.raises(FusioncamError, match="cannot read thing file") as e:
+            read_yaml_mapping(tmp_path, "thing file")  # a folder
+        assert "\n" not in str(e.value)

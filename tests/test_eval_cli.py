@@ -119,3 +119,71 @@ def test_existing_output_kept_on_error(data_dir, tmp_path, capsys):
     rc = main(["eval", "--method", "nosuch", "--data", str(data_dir), "--csv", str(out)])
     assert rc == 2
     assert out.read_text() == "previous results\n"
+
+
+# --- --weights / --label: a checkpoint for the network fuser ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    """A small randomly initialised no-CLIP MGFusion checkpoint (no download, fast on the CPU)."""
+    import torch
+
+    from fusioncam.models.factory import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("mgfusion_fast_noclip", width=8, depth=1, heads=2, adapter_hidden=8)
+    return save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+
+
+def _eval_argv(data_dir, *extra):
+    return ["eval", "--datasets", "roadscene", "--limit", "1", "--data", str(data_dir), *extra]
+
+
+def test_weights_are_used_and_named_after_the_checkpoint(data_dir, tiny_ckpt, tmp_path, capsys):
+    from fusioncam.dataset import load_split
+    from fusioncam.evaluate import load_pair
+    from fusioncam.fusers import create_fuser
+    from fusioncam.metrics import compute_metrics, to_gray
+
+    out_json = tmp_path / "m.json"
+    argv = _eval_argv(data_dir, "--method", "mgfusion", "--method", "average", "--weights", str(tiny_ckpt))
+    assert main([*argv, "--json", str(out_json)]) == 0
+    assert "mgfusion[tiny]" in capsys.readouterr().out
+    doc = json.loads(out_json.read_text())
+    assert doc["methods"] == ["mgfusion[tiny]", "average"]  # classical methods keep their names
+    assert doc["weights"] == {"mgfusion[tiny]": str(tiny_ckpt)}
+    # Known answer: the row is what this checkpoint's fuser gives on that pair.
+    row = next(r for r in doc["rows"] if r["method"] == "mgfusion[tiny]")
+    pair = load_split("test", data_dir=data_dir, datasets=["roadscene"])["roadscene"][0]
+    ir, vis_y, vis = load_pair(pair)
+    fused = create_fuser("mgfusion", weights=str(tiny_ckpt)).fuse(ir, vis_y)
+    expected = compute_metrics(ir.astype(float), to_gray(vis, "VIS"), fused)
+    for k in METRIC_NAMES:
+        assert row[k] == pytest.approx(expected[k], nan_ok=True)
+
+
+def test_label_names_the_checkpoint_in_csv(data_dir, tiny_ckpt, tmp_path, capsys):
+    out_csv = tmp_path / "m.csv"
+    argv = _eval_argv(data_dir, "--method", "mgfusion", "--weights", str(tiny_ckpt), "--label", "stage1")
+    assert main([*argv, "--csv", str(out_csv)]) == 0
+    assert "stage1" in capsys.readouterr().out
+    assert [r["method"] for r in csv.DictReader(out_csv.open())] == ["stage1"]
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--method", "average", "--weights", "CKPT"], "only classical methods"),
+        (["--method", "all-classical", "--weights", "CKPT"], "only classical methods"),
+        (["--method", "mgfusion", "--weights", "MISSING"], "weights file not found"),
+        (["--method", "mgfusion", "--label", "x"], "give the weights"),
+        (["--method", "mgfusion", "--method", "average", "--weights", "CKPT", "--label", "average"], "label"),
+        (["--method", "mgfusion", "--weights", "CKPT", "--label", " "], "must not be empty"),
+    ],
+)
+def test_bad_weights_or_label(data_dir, tiny_ckpt, tmp_path, capsys, extra, needle):
+    subst = {"CKPT": str(tiny_ckpt), "MISSING": str(tmp_path / "none.safetensors")}
+    rc = main(_eval_argv(data_dir, *(subst.get(a, a) for a in extra)))
+    assert rc == 2
+    _one_line_error(capsys, needle)

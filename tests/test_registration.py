@@ -91,6 +91,11 @@ class TestRigYaml:
         with pytest.raises(FusioncamError):
             Rig.load(tmp_path)  # a directory
 
+    def test_load_expands_home(self, tmp_path, rig, monkeypatch):
+        monkeypatch.setenv("HOME", str(tmp_path))
+        rig.save(tmp_path / "rig.yaml")
+        np.testing.assert_allclose(Rig.load("~/rig.yaml").vis_H_ir, rig.vis_H_ir)
+
     def test_save_into_missing_folder(self, tmp_path, rig):
         with pytest.raises(FusioncamError, match="cannot write"):
             rig.save(tmp_path / "no" / "rig.yaml")

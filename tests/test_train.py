@@ -223,6 +223,25 @@ class TestConfigLayering:
         with pytest.raises(FusioncamError, match="must be a mapping"):
             resolve_config(_parse(["--config", str(cfg_file)]))
 
+    def test_yaml_values_are_typed_like_flags(self, tmp_path):
+        cfg_file = tmp_path / "c.yaml"
+        cfg_file.write_text(
+            'datasets: "msrs, m3svd"\nmax_steps: null\nlr_peak: 1\nmodel_overrides: {width: 8}\n'
+        )
+        cfg = resolve_config(_parse(["--config", str(cfg_file)]))
+        assert cfg.datasets == ["msrs", "m3svd"]  # "a,b" as --datasets takes it
+        assert cfg.max_steps is None and cfg.lr_peak == 1.0 and isinstance(cfg.lr_peak, float)
+        assert cfg.model_overrides == {"width": 8}
+        for text, message in (
+            ("model_overrides: [1]\n", "'model_overrides' must be a mapping"),
+            ("amp: true\n", "'amp' must be a string"),
+            ("datasets: 3\n", "'datasets' must be a list"),
+        ):
+            cfg_file.write_text(text)
+            with pytest.raises(FusioncamError, match=message) as e:
+                resolve_config(_parse(["--config", str(cfg_file)]))
+            assert str(cfg_file) in str(e.value)
+
     def test_shipped_train_configs_resolve(self):
         from fusioncam.models.factory import CONFIG_DIR, list_models
 

@@ -3,6 +3,8 @@
 A thin shell over :func:`fusioncam.evaluate.evaluate`: it parses the flags, shows progress on stderr,
 prints one table per dataset (rows: methods; columns: the metrics, an arrow saying which way is better)
 and the mean over datasets, and writes the CSV/JSON files when asked (atomically: temp name + rename).
+``--weights FILE`` evaluates a checkpoint of the network fuser (a training run's, an ablation's) beside
+the shipped one, shown as ``mgfusion[<file stem>]`` or ``--label NAME``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", metavar="PATH", help="write one row per image and method to this CSV file")
     p.add_argument("--json", metavar="PATH", help="write the full result (rows and means) to this JSON file")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N pairs of each dataset")
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="checkpoint for the network methods (mgfusion), e.g. a training run's model.safetensors; "
+        "they are shown as mgfusion[<file stem>]",
+    )
+    p.add_argument(
+        "--label",
+        metavar="NAME",
+        help="name the --weights method NAME instead of mgfusion[<file stem>] in the tables and files",
+    )
     p.add_argument(
         "--workers",
         type=int,
@@ -122,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         workers=args.workers,
         progress=progress,
+        weights=args.weights,
+        label=args.label,
     )
     wall = time.perf_counter() - t0
     sys.stdout.write(format_tables(result))

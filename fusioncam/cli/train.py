@@ -12,18 +12,16 @@ At the end the model is evaluated on the test split with :func:`fusioncam.metric
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import difflib
 import os
 import sys
 import time
-import types
-import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from fusioncam.config import apply_mapping, read_yaml_mapping
 from fusioncam.errors import FusioncamError
 
 __all__ = ["add_arguments", "run", "resolve_config", "load_config_yaml", "apply_overrides"]
@@ -95,86 +93,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 # --- config layering --------------------------------------------------------------------------------
 
 
-def _fields() -> dict[str, dataclasses.Field]:
-    from fusioncam.models.train import TrainConfig
-
-    return {f.name: f for f in dataclasses.fields(TrainConfig)}
-
-
-def _check_value(key: str, value: Any, annotation: Any) -> Any:
-    """Type-check one config value against its TrainConfig annotation (a clear error, no eval())."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(annotation)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _check_value(key, value, a)
-            except FusioncamError as e:
-                errors.append(str(e))
-        raise FusioncamError(errors[0] if errors else f"config key '{key}': bad value {value!r}")
-    if origin is list:
-        (inner,) = typing.get_args(annotation) or (str,)
-        if isinstance(value, str):
-            value = _csv_list(value)
-        if not isinstance(value, list):
-            raise FusioncamError(f"config key '{key}' must be a list, got {value!r}")
-        return [_check_value(key, v, inner) for v in value]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise FusioncamError(f"config key '{key}' must be a mapping, got {value!r}")
-        return dict(value)
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise FusioncamError(f"config key '{key}' must be true or false, got {value!r}")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise FusioncamError(f"config key '{key}' must be an integer, got {value!r}")
-        return value
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise FusioncamError(f"config key '{key}' must be a number, got {value!r}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise FusioncamError(f"config key '{key}' must be a string, got {value!r}")
-        return value
-    return value
-
-
 def apply_overrides(config: Any, mapping: dict[str, Any], source: str) -> Any:
     """A copy of ``config`` with ``mapping`` applied; unknown keys get a close-match suggestion."""
-    fields = _fields()
-    hints = typing.get_type_hints(type(config))
-    values = {}
-    for key, value in mapping.items():
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), fields, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise FusioncamError(f"{source}: unknown config key '{key}'{hint}")
-        values[key] = _check_value(key, value, hints[key])
-    return dataclasses.replace(config, **values)
+    return apply_mapping(config, mapping, source, what="config key")
 
 
 def load_config_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise FusioncamError(f"config file {p} not found")
-    try:
-        with open(p) as f:
-            data = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        raise FusioncamError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise FusioncamError(f"config file {p} must be a mapping of TrainConfig keys")
-    return data
+    """The mapping of TrainConfig keys in a ``--config`` file (one-line errors; empty file: ``{}``)."""
+    return read_yaml_mapping(path, "config file")
 
 
 def resolve_config(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Any:
