@@ -37,7 +37,7 @@ import numpy as np
 from fusioncam.color import to_bgr, to_gray
 from fusioncam.config import PALETTES, RecordSettings
 from fusioncam.errors import FusioncamError
-from fusioncam.sinks import VideoSink
+from fusioncam.sinks import Raw16VideoSink, VideoSink
 
 __all__ = [
     "apply_palette",
@@ -210,52 +210,6 @@ SinkFactory = Callable[[Path, float, tuple[int, int]], VideoSinkLike]
 
 def _default_sink_factory(path: Path, fps: float, size: tuple[int, int]) -> VideoSinkLike:
     return VideoSink(path, fps, size)  # the project's one video writer (temp name, rename on close)
-
-
-class Raw16VideoSink:
-    """Lossless 16-bit gray video (FFV1 in Matroska) for the raw counts of a 16-bit thermal camera.
-
-    :class:`fusioncam.sinks.VideoSink` writes 8-bit BGR only; FFV1 keeps every uint16 count exactly
-    (OpenCV reads it back with ``cv2.CAP_PROP_CONVERT_RGB`` set to 0). Same rule as the other sinks: a
-    hidden temporary name until :meth:`close` renames it.
-    """
-
-    def __init__(self, path: Path, fps: float, size: tuple[int, int]):
-        self.path = Path(path)
-        self.size = (int(size[0]), int(size[1]))
-        self._tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
-        params = [cv2.VIDEOWRITER_PROP_DEPTH, cv2.CV_16U, cv2.VIDEOWRITER_PROP_IS_COLOR, 0]
-        self._writer: cv2.VideoWriter | None = cv2.VideoWriter(
-            str(self._tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), float(fps), self.size, params
-        )
-        if not self._writer.isOpened():
-            self._writer.release()
-            self._writer = None
-            self._tmp.unlink(missing_ok=True)
-            raise FusioncamError(
-                f"cannot write 16-bit video {self.path} (OpenCV without FFmpeg FFV1 support)"
-            )
-        self.frames_written = 0
-
-    def write(self, frame: np.ndarray) -> None:
-        if frame.dtype != np.uint16 or frame.ndim != 2:
-            raise FusioncamError(f"raw IR frames must be uint16 gray, got {frame.dtype} {frame.shape}")
-        assert self._writer is not None
-        self._writer.write(np.ascontiguousarray(frame))
-        self.frames_written += 1
-
-    def close(self) -> None:
-        if self._writer is None:
-            return
-        self._writer.release()
-        self._writer = None
-        os.replace(self._tmp, self.path)
-
-    def abort(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-        self._tmp.unlink(missing_ok=True)
 
 
 @dataclass

@@ -27,6 +27,7 @@ __all__ = [
     "Sink",
     "ImageSink",
     "ImageDirSink",
+    "Raw16VideoSink",
     "VideoSink",
     "open_sink",
     "check_output_path",
@@ -187,9 +188,17 @@ class VideoSink(_SinkBase):
         self._tmp = _partial_name(self.path)
         self._writer: cv2.VideoWriter | None = None
 
+    #: extra cv2.VideoWriter parameters (a subclass writes 16-bit gray with them)
+    writer_params: tuple[int, ...] = (cv2.VIDEOWRITER_PROP_IS_COLOR, 1)
+
     def _open(self, size: tuple[int, int]) -> None:
         writer = cv2.VideoWriter(
-            str(self._tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*self.fourcc), self.fps, size, True
+            str(self._tmp),
+            cv2.CAP_FFMPEG,
+            cv2.VideoWriter_fourcc(*self.fourcc),
+            self.fps,
+            size,
+            list(self.writer_params),
         )
         if not writer.isOpened():
             writer.release()
@@ -197,6 +206,10 @@ class VideoSink(_SinkBase):
             raise FusioncamError(f"cannot write video {self.path} with codec {self.fourcc} at {size}")
         self._writer = writer
         self.frame_size = size
+
+    def _encode(self, image: np.ndarray) -> np.ndarray:
+        """The frame as the writer takes it: BGR, so every player shows gray frames too."""
+        return to_bgr(image)
 
     def write(self, image: np.ndarray) -> None:
         size = (image.shape[1], image.shape[0])
@@ -210,7 +223,7 @@ class VideoSink(_SinkBase):
                 f"frame {self.frames_written} is {size[0]}x{size[1]} but the video {self.path.name} is "
                 f"{w}x{h}; inputs of varying size need a folder output"
             )
-        self._writer.write(to_bgr(image))
+        self._writer.write(self._encode(image))
         self.frames_written += 1
 
     def close(self) -> None:
@@ -244,6 +257,27 @@ def output_kind(path: str | Path) -> str:
         f"cannot tell what to write for {path}: use an image ({', '.join(IMAGE_OUT_EXTS[:3])}...), "
         f"a video ({', '.join(VIDEO_CODECS)}) or a folder"
     )
+
+
+class Raw16VideoSink(VideoSink):
+    """Lossless 16-bit gray video (FFV1 in Matroska, ``.mkv``) for the raw counts of a thermal camera.
+
+    FFV1 keeps every uint16 count exactly (OpenCV reads it back with ``cv2.CAP_PROP_CONVERT_RGB`` set
+    to 0). Same temporary-name rule as :class:`VideoSink`, whose writer it reuses with 16-bit params.
+    """
+
+    writer_params = (cv2.VIDEOWRITER_PROP_DEPTH, cv2.CV_16U, cv2.VIDEOWRITER_PROP_IS_COLOR, 0)
+
+    def __init__(self, path: str | Path, fps: float, frame_size: tuple[int, int] | None = None):
+        super().__init__(path, fps, frame_size)
+        if self.path.suffix.lower() != ".mkv":
+            raise FusioncamError(f"16-bit video needs a .mkv file, got {self.path.name}")
+        self.fourcc = "FFV1"
+
+    def _encode(self, image: np.ndarray) -> np.ndarray:
+        if image.dtype != np.uint16 or image.ndim != 2:
+            raise FusioncamError(f"raw IR frames must be uint16 gray, got {image.dtype} {image.shape}")
+        return np.ascontiguousarray(image)
 
 
 def open_sink(path: str | Path, fps: float = 30.0, frame_size: tuple[int, int] | None = None):
