@@ -187,10 +187,9 @@ def _time_preset(
 
 
 def run(args: argparse.Namespace) -> int:
-    from fusioncam.models import list_models
-
     from fusioncam.fusers import create_fuser
     from fusioncam.memory import tune_cpu_allocator
+    from fusioncam.models import list_models
 
     if args.tune_allocator:
         tune_cpu_allocator()

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from fusioncam.calibration import (
     BoardSpec,
     estimate_from_points,
@@ -47,7 +48,6 @@ from fusioncam.calibration import (
 from fusioncam.calibration.auto import patch_agreement
 from fusioncam.calibration.images import content_mask, to_gray8
 from fusioncam.calibration.report import apply_h, transfer_error
-
 from fusioncam.dataset import default_data_dir
 from fusioncam.errors import FusioncamError
 

@@ -18,8 +18,18 @@ RULES = {
     "fusioncam": ("fusioncam", ("PyQt6", "PySide6", "fusioncam.ui")),
     "models": (
         "fusioncam.models",
-        ("cv2", "PyQt6", "PySide6", "fusioncam.ui", "fusioncam.engine", "fusioncam.sources",
-         "fusioncam.capture", "fusioncam.sync", "fusioncam.sinks", "fusioncam.calibration"),
+        (
+            "cv2",
+            "PyQt6",
+            "PySide6",
+            "fusioncam.ui",
+            "fusioncam.engine",
+            "fusioncam.sources",
+            "fusioncam.capture",
+            "fusioncam.sync",
+            "fusioncam.sinks",
+            "fusioncam.calibration",
+        ),
     ),
     "calibration": (
         "fusioncam.calibration",
@@ -105,9 +115,20 @@ def test_regular_install_carries_data_and_no_bare_packages(tmp_path: Path) -> No
     import zipfile
 
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
     )
     if build.returncode != 0 and "No module named" in build.stderr:
         pytest.skip(f"cannot build a wheel offline here: {build.stderr.strip().splitlines()[-1]}")
@@ -116,8 +137,12 @@ def test_regular_install_carries_data_and_no_bare_packages(tmp_path: Path) -> No
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
     assert tops == {"fusioncam", next(t for t in tops if t.endswith(".dist-info"))}, tops
-    for needed in ("fusioncam/ui/main_window.py", "fusioncam/calibration/auto.py",
-                   "fusioncam/models/configs/mgfusion_fast_noclip.json",
-                   "fusioncam/assets/samples/ir_0111_1716.mp4", "fusioncam/assets/samples/NOTICE.md",
-                   "fusioncam/assets/weights/mgfusion_fast_noclip.safetensors"):
+    for needed in (
+        "fusioncam/ui/main_window.py",
+        "fusioncam/calibration/auto.py",
+        "fusioncam/models/configs/mgfusion_fast_noclip.json",
+        "fusioncam/assets/samples/ir_0111_1716.mp4",
+        "fusioncam/assets/samples/NOTICE.md",
+        "fusioncam/assets/weights/mgfusion_fast_noclip.safetensors",
+    ):
         assert needed in names, f"{needed} missing from the wheel"

@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from fusioncam.calibration.report import apply_h, transfer_error
 
+from fusioncam.calibration.report import apply_h, transfer_error
 from fusioncam.cli import main
 from fusioncam.registration import Rig
 

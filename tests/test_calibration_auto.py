@@ -7,9 +7,9 @@ import json
 import cv2
 import numpy as np
 import pytest
+
 from fusioncam.calibration import AutoParams, estimate_auto, register_auto
 from fusioncam.calibration.report import transfer_error
-
 from fusioncam.errors import FusioncamError
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from fusioncam.calibration import check_image, estimate_from_points, load_points
 from fusioncam.calibration.report import apply_h, point_coverage, transfer_error
-
 from fusioncam.errors import FusioncamError
 from fusioncam.registration import Rig
 

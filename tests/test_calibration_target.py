@@ -5,10 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+
 from fusioncam.calibration import BoardSpec, detect_board, estimate_from_target, render_board
 from fusioncam.calibration.report import transfer_error
 from fusioncam.calibration.target import board_points
-
 from fusioncam.errors import FusioncamError
 
 IR_SIZE, VIS_SIZE = (320, 256), (480, 360)

@@ -6,15 +6,15 @@ import time
 
 import pytest
 import torch
+
+from fusioncam.cli import main as cli_main
+from fusioncam.errors import FusioncamError
 from fusioncam.models.clip_encoder import (
     ClipImageEncoder,
     clip_embed_dim,
     resolve_clip_weights,
     save_tiny_clip,
 )
-
-from fusioncam.cli import main as cli_main
-from fusioncam.errors import FusioncamError
 
 HF_REPO_DIR = "models--timm--vit_base_patch32_clip_224.openai"  # open_clip's hf_hub for ViT-B-32/openai
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from fusioncam.models.losses import FusionLoss, fusion_loss, gradient_loss, intensity_loss
 
 

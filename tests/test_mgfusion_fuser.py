@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import fusioncam.models.factory as factory
 import numpy as np
 import pytest
 import torch
+
+import fusioncam.models.factory as factory
+from fusioncam.errors import FusioncamError
+from fusioncam.fusers import Fuser, create_fuser
 from fusioncam.models import create_model, save_checkpoint
 from fusioncam.models.clip_encoder import save_tiny_clip
 from fusioncam.models.fuser import MGFusionFuser, resolve_device
-
-from fusioncam.errors import FusioncamError
-from fusioncam.fusers import Fuser, create_fuser
 
 TINY = dict(width=8, depth=1, heads=2, adapter_hidden=8)
 

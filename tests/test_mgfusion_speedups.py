@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from fusioncam.models import create_model
 from fusioncam.models.blocks import GDFN, MDTA, pointwise_conv_add, to_channels_last
 from fusioncam.models.fuser import MGFusionFuser

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from fusioncam.errors import FusioncamError
 from fusioncam.models import (
     MGFusion,
     MGFusionConfig,
@@ -18,8 +20,6 @@ from fusioncam.models import (
 )
 from fusioncam.models.blocks import MDTA, LayerNorm2d
 from fusioncam.models.clip_encoder import ClipImageEncoder, save_tiny_clip
-
-from fusioncam.errors import FusioncamError
 
 TINY = dict(width=8, depth=1, heads=2, ffn_expansion=1.5, adapter_hidden=8)
 H, W = 37, 53  # odd on purpose

@@ -9,16 +9,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from fusioncam.ui.calibration_dialog import CalibrationDialog
-from fusioncam.ui.frame_view import FrameView
-from fusioncam.ui.main_window import MainWindow, format_stats
-from fusioncam.ui.worker import PipelineWorker
 
 from fusioncam.config import Settings, load_settings
 from fusioncam.engine import FusionEngine, LivePipeline
 from fusioncam.frames import FramePair
 from fusioncam.registration import Rig
 from fusioncam.sources import SyntheticSource
+from fusioncam.ui.calibration_dialog import CalibrationDialog
+from fusioncam.ui.frame_view import FrameView
+from fusioncam.ui.main_window import MainWindow, format_stats
+from fusioncam.ui.worker import PipelineWorker
 
 W, H = 64, 48
 

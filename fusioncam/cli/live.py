@@ -174,6 +174,7 @@ def launch(
     # Qt loads only here: the CLI is the one part of the fusioncam package that may open the GUI
     # (ARCHITECTURE.md: "only fusioncam.cli and fusioncam.ui touch the screen").
     from fusioncam.ui.app import run_gui
+
     return run_gui(
         settings,
         settings_path=user_file,
