@@ -260,7 +260,13 @@ def _check_outputs(outputs: list[tuple[str, Path]], inputs: set[Path], sources: 
         seen[res] = what
 
 
-def _make_fuser(method: str, device: str, notes: list[str], weights: str | Path | None = None) -> Fuser:
+def _make_fuser(
+    method: str,
+    device: str,
+    notes: list[str],
+    weights: str | Path | None = None,
+    clip_weights: str | Path | None = None,
+) -> Fuser:
     info = fuser_info(method)  # unknown names raise here, with a suggestion
     if info.classical:
         if device == "cuda":
@@ -271,6 +277,8 @@ def _make_fuser(method: str, device: str, notes: list[str], weights: str | Path 
         kwargs["device"] = device
     if weights is not None:
         kwargs["weights"] = str(weights)
+    if clip_weights is not None:
+        kwargs["clip_weights"] = str(clip_weights)
     return create_fuser(method, **kwargs)
 
 
@@ -294,6 +302,7 @@ def fuse_files(
     tolerance: float | None = None,
     device: str = "auto",
     weights: str | Path | None = None,
+    clip_weights: str | Path | None = None,
     max_frames: int | None = None,
     fps: float | None = None,
     progress: ProgressFn | None = None,
@@ -312,6 +321,7 @@ def fuse_files(
         pair_by: "auto", "index" or "time" (:mod:`fusioncam.pairing`).
         device: "auto", "cpu" or "cuda", for network fusers.
         weights: checkpoint file of a network fuser (default: the one it ships or finds itself).
+        clip_weights: CLIP weights file for a CLIP-guided network (default: the local cache).
         max_frames: stop after this many pairs.
         fps: frame rate of image inputs (their timestamps and a video made from them); default 30.
         progress: called as ``progress(frames_done, total_or_None)`` after each frame.
@@ -340,6 +350,11 @@ def fuse_files(
                 raise FusioncamError(f"--weights is for network fusers; '{method}' has no weights")
             if not Path(weights).is_file():
                 raise FusioncamError(f"weights file not found: {weights}")
+        if clip_weights is not None:
+            if info.classical:
+                raise FusioncamError(f"--clip-weights is for network fusers; '{method}' uses no CLIP")
+            if not Path(clip_weights).is_file():
+                raise FusioncamError(f"CLIP weights file not found: {clip_weights}")
 
     with contextlib.ExitStack() as stack:
         src_ir = stack.enter_context(_open_file_source(ir, fps, "IR input"))
@@ -365,7 +380,7 @@ def fuse_files(
                 )
 
         if fuser is None:  # built once the inputs are known good: a network fuser is slow to load
-            fuser = _make_fuser(method, device, notes, weights)
+            fuser = _make_fuser(method, device, notes, weights, clip_weights)
         method = getattr(fuser, "name", method)
         sinks = [stack.enter_context(open_sink(path, out_fps)) for _what, path in outputs]
         vis_names = src_vis.files if isinstance(src_vis, ImageSequenceSource) else None

@@ -433,3 +433,87 @@ def test_real_process_interrupted_leaves_nothing(tmp_path, sig):
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "fusioncam fuse: interrupted"
     assert os.listdir(out) == []
+
+
+class TestClipWeights:
+    """--clip-weights reaches a CLIP-guided network; misuse is one clear line."""
+
+    @pytest.fixture(scope="class")
+    def clip_model_files(self, tmp_path_factory):
+        import torch
+
+        from fusioncam.models.clip_encoder import save_tiny_clip
+        from fusioncam.models.factory import create_model, save_checkpoint
+
+        d = tmp_path_factory.mktemp("clip")
+        name, clip_path = save_tiny_clip(d)
+        torch.manual_seed(0)
+        model = create_model(
+            "mgfusion_fast",
+            clip_pretrained=clip_path,
+            clip_model=name,
+            allow_download=False,
+            width=8,
+            depth=1,
+            heads=1,
+            adapter_hidden=8,
+        )
+        return save_checkpoint(model, d / "clip_net.safetensors"), clip_path
+
+    def test_clip_guided_network_fuses_with_given_clip_weights(self, tmp_path, capsys, clip_model_files):
+        ckpt, clip_path = clip_model_files
+        ir, vis = write_pair_images(tmp_path, 2)
+        out = tmp_path / "out"
+        code, _, err = run_cli(
+            capsys,
+            "--ir",
+            str(ir),
+            "--vis",
+            str(vis),
+            "-o",
+            str(out),
+            "--method",
+            "mgfusion",
+            "--weights",
+            str(ckpt),
+            "--clip-weights",
+            str(clip_path),
+            "--device",
+            "cpu",
+        )
+        assert code == 0, err
+        assert len(list(out.glob("*.png"))) == 2
+
+    def test_clip_weights_with_a_classical_method_is_refused(self, tmp_path, capsys):
+        ir, vis = write_pair_images(tmp_path, 1)
+        code, _, err = run_cli(
+            capsys,
+            "--ir",
+            str(ir),
+            "--vis",
+            str(vis),
+            "-o",
+            str(tmp_path / "o.png"),
+            "--method",
+            "average",
+            "--clip-weights",
+            str(ir),
+        )
+        assert code == 2 and "uses no CLIP" in err and len(err.strip().splitlines()) == 1
+
+    def test_missing_clip_weights_file_is_named(self, tmp_path, capsys):
+        ir, vis = write_pair_images(tmp_path, 1)
+        code, _, err = run_cli(
+            capsys,
+            "--ir",
+            str(ir),
+            "--vis",
+            str(vis),
+            "-o",
+            str(tmp_path / "o.png"),
+            "--method",
+            "mgfusion",
+            "--clip-weights",
+            str(tmp_path / "nope.bin"),
+        )
+        assert code == 2 and "nope.bin" in err and not (tmp_path / "o.png").exists()

@@ -85,6 +85,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="device of network fusers (default auto)",
     )
     p.add_argument("--weights", metavar="FILE", help="checkpoint of a network fuser such as mgfusion")
+    p.add_argument(
+        "--clip-weights",
+        metavar="FILE",
+        help="CLIP weights for a CLIP-guided network (default: the local open_clip/Hugging Face cache)",
+    )
     p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frame pairs")
     p.add_argument(
         "--fps",
@@ -137,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
                 tolerance=args.tolerance_ms / 1000.0 if args.tolerance_ms else None,
                 device=args.device,
                 weights=args.weights,
+                clip_weights=args.clip_weights,
                 max_frames=args.max_frames,
                 fps=args.fps,
                 progress=progress,
