@@ -81,13 +81,17 @@ class EngineSettings:
     clip_refresh: int = 8  # CLIP features are recomputed every K frames (and on a scene change)
     rig: str | None = None  # rig YAML (IR->VIS homography); None: the cameras already see the same pixels
     weights: str | None = None  # checkpoint of a network fuser (mgfusion); None: the one it ships
+    clip_weights: str | None = None  # CLIP weights file for a CLIP-guided network; None: the cache
 
     def fuser_options(self, method: str | None = None) -> dict[str, str]:
-        """Keyword arguments for ``create_fuser(method)``: the weights, for network fusers only."""
+        """Keyword arguments for ``create_fuser(method)``: the weight files, for network fusers only."""
         from fusioncam.fusers import fuser_info
 
         method = method or self.method
-        return {"weights": self.weights} if self.weights and not fuser_info(method).classical else {}
+        if fuser_info(method).classical:
+            return {}
+        files = {"weights": self.weights, "clip_weights": self.clip_weights}
+        return {k: v for k, v in files.items() if v}
 
 
 @dataclass

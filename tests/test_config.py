@@ -222,3 +222,12 @@ class TestGenericLayering:
         with pytest.raises(FusioncamError, match="cannot read thing file") as e:
             read_yaml_mapping(tmp_path, "thing file")  # a folder
         assert "\n" not in str(e.value)
+
+
+def test_fuser_options_give_weight_files_to_network_fusers_only() -> None:
+    from fusioncam.config import EngineSettings
+
+    e = EngineSettings(method="mgfusion", weights="net.safetensors", clip_weights="clip.bin")
+    assert e.fuser_options() == {"weights": "net.safetensors", "clip_weights": "clip.bin"}
+    assert e.fuser_options("laplacian") == {}
+    assert EngineSettings(method="mgfusion").fuser_options() == {}

@@ -55,6 +55,8 @@ class TestBadInput:
             ([*SYN, "--method", "averag"], "did you mean 'average'"),
             ([*SYN, "--device", "tpu"], "engine.device"),
             ([*SYN, "--rig", "no_such_rig.yaml"], "rig file not found"),
+            ([*SYN, "--weights", "no_such.safetensors"], "weights file not found: no_such"),
+            ([*SYN, "--clip-weights", "no_clip.bin"], "CLIP weights file not found: no_clip.bin"),
             ([*SYN, "--sync-tolerance", "-3"], "sync_tolerance_ms must be > 0"),
             ([*SYN, "--quit-after", "0"], "--quit-after must be > 0"),
             (["--vis", "synthetic"], "no --ir source given"),

@@ -33,6 +33,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--weights", metavar="FILE", help="checkpoint of a network fuser (default: the shipped one)"
     )
+    g.add_argument(
+        "--clip-weights",
+        metavar="FILE",
+        help="CLIP weights for a CLIP-guided network (default: the local open_clip/Hugging Face cache)",
+    )
     g.add_argument("--device", help="auto (CUDA when present), cpu, cuda or cuda:N")
     g.add_argument("--clip-refresh", type=int, metavar="K", help="recompute CLIP features every K frames")
     g.add_argument("--palette", choices=PALETTES, help="IR display palette")
@@ -90,6 +95,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     put("engine", "method", args.method)
     put("engine", "device", args.device)
     put("engine", "weights", args.weights)
+    put("engine", "clip_weights", args.clip_weights)
     put("engine", "clip_refresh", args.clip_refresh)
     put("display", "palette", args.palette)
     put("display", "layout", args.layout)
@@ -135,9 +141,9 @@ def check_settings(settings: Settings) -> None:
                 f"{name} source: camera {spec} not found (cameras here: {', '.join(present) or 'none'})"
             )
     fuser_info(settings.engine.method)
-    weights = settings.engine.weights
-    if weights and not Path(weights).expanduser().is_file():
-        raise FusioncamError(f"weights file not found: {weights}")
+    for what, path in (("weights", settings.engine.weights), ("CLIP weights", settings.engine.clip_weights)):
+        if path and not Path(path).expanduser().is_file():
+            raise FusioncamError(f"{what} file not found: {path}")
     if settings.engine.rig:
         Rig.load(Path(settings.engine.rig).expanduser())
 
