@@ -52,9 +52,13 @@ from fusioncam.dataset import default_data_dir
 from fusioncam.errors import FusioncamError
 
 SETS = ("superfusion_roadscene", "roadscene_flir")
-# Reference only (not part of "all"): the *aligned* SuperFusion pairs ir/<n> vs vi/<n> with the
-# identity as truth, i.e. how well RoadScene's own IR/VIS registration agrees with the method.
-EXTRA_SETS = ("superfusion_aligned",)
+# Reference only (not part of "all"):
+# - superfusion_aligned: the *aligned* SuperFusion pairs ir/<n> vs vi/<n> with the identity as truth, i.e.
+#   how well RoadScene's own IR/VIS registration agrees with the method;
+# - superfusion_same_modality: ir_warp/<n> vs the aligned ir/<n> (IR on both sides) with the same truth as
+#   superfusion_roadscene, i.e. the method's error where the truth's premise (aligned IR = VIS) holds
+#   exactly and only the elastic part of the warp and the method itself remain.
+EXTRA_SETS = ("superfusion_aligned", "superfusion_same_modality")
 METHODS = ("auto", "points", "points_noisy", "target")
 
 
@@ -67,6 +71,11 @@ def iter_pairs(
         gt = json.loads((base / "homography_fit.json").read_text())
         items = [(k.split("/")[-1], np.array(v["H_warp_to_ir"])) for k, v in gt.items() if k != "_about"]
         paths = [(n, base / "ir_warp" / n, base / "vi" / n, H) for n, H in items]
+    elif name == "superfusion_same_modality":
+        base = root / "superfusion_roadscene"
+        gt = json.loads((base / "homography_fit.json").read_text())
+        items = [(k.split("/")[-1], np.array(v["H_warp_to_ir"])) for k, v in gt.items() if k != "_about"]
+        paths = [(n, base / "ir_warp" / n, base / "ir" / n, H) for n, H in items]
     elif name == "superfusion_aligned":
         base = root / "superfusion_roadscene"
         gt = json.loads((base / "homography_fit.json").read_text())
@@ -223,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {' '.join(['python', *sys.argv])}")
     print(f"# {platform.node()} | {platform.processor() or platform.machine()} | OpenCV {cv2.__version__}")
     header = (
-        f"{'set':24s} {'method':13s} {'pairs':>5s} {'success':>8s} {'median':>7s} {'p90':>7s} "
+        f"{'set':26s} {'method':13s} {'pairs':>5s} {'success':>8s} {'median':>7s} {'p90':>7s} "
         f"{'<5px':>6s} {'wrong+conf':>10s} {'refused-ok':>10s} {'s/pair':>7s} {'agree ours/GT':>13s}"
     )
     print(header)
@@ -254,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 ],
             }
             print(
-                f"{name:24s} {m:13s} {s['pairs']:5d} {100 * s['success']:7.1f}% {s['median_px']:7.3f} "
+                f"{name:26s} {m:13s} {s['pairs']:5d} {100 * s['success']:7.1f}% {s['median_px']:7.3f} "
                 f"{s['p90_px']:7.3f} {100 * s['under5']:5.1f}% {s['wrong_confident']:10d} "
                 f"{s['refused_but_good']:10d} {s['time_s']:7.2f} {_pair_str(s)}",
                 flush=True,

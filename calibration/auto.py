@@ -45,6 +45,7 @@ __all__ = [
     "AutoResult",
     "register_auto",
     "estimate_auto",
+    "select_by_consensus",
     "patch_agreement",
     "orientation_field",
 ]
@@ -538,6 +539,41 @@ def register_auto(ir: np.ndarray, vis: np.ndarray, params: AutoParams | None = N
     return AutoResult(vis_H_ir, confident, round(confidence, 4), msg, details)
 
 
+def select_by_consensus(
+    results: Sequence[AutoResult], vis_size: tuple[int, int], agree_px: float = 3.0
+) -> tuple[int, list[int]]:
+    """Pick the result of several frame pairs of one rig: (its index, indices of the confident results
+    that agree with it within ``agree_px`` VIS pixels, itself included).
+
+    A rig's geometry is the same in every frame pair, but a single pair can be fooled: by objects that
+    moved between the visible and the thermal exposure, or by one dominant structure at another depth.
+    Those do not repeat across frames, so among the confident results the one that most others agree
+    with wins, and confidence only breaks ties. With no confident result the most confident one is
+    returned (for its message) and the agreeing list is empty.
+
+    Raises:
+        FusioncamError: when two or more pairs are confident but the chosen one has no other pair's
+            support: they contradict each other and nothing says which is right.
+    """
+    confident = [i for i, r in enumerate(results) if r.confident and r.vis_H_ir is not None]
+    if not confident:
+        return max(range(len(results)), key=lambda i: results[i].confidence), []
+
+    def support(i: int) -> list[int]:
+        H = results[i].vis_H_ir
+        return [j for j in confident if transfer_error(results[j].vis_H_ir, H, vis_size) < agree_px]
+
+    best = max(confident, key=lambda i: (len(support(i)), results[i].confidence))
+    agreeing = support(best)
+    if len(confident) >= 2 and len(agreeing) < 2:
+        raise FusioncamError(
+            f"automatic calibration refused: {len(confident)} frame pairs gave confident but different "
+            f"alignments (none within {agree_px:g} px of another); moving objects or parallax can fool a "
+            "single frame, so try frames of a static scene, more pairs, a target or point pairs"
+        )
+    return best, agreeing
+
+
 def estimate_auto(
     ir: np.ndarray | Sequence[np.ndarray],
     vis: np.ndarray | Sequence[np.ndarray],
@@ -547,22 +583,27 @@ def estimate_auto(
     """The automatic method behind the common interface: (Rig, report); refuses when not confident.
 
     ``ir`` and ``vis`` are one frame each, or equally long lists of frames of the same moments (from a
-    video pair): each pair is tried, the most confident result wins, and the report says how many
-    other confident pairs agree with it (within 3 VIS pixels), a check a single frame cannot give.
+    video pair): each pair is tried and the confident result that most other pairs agree with (within 3
+    VIS pixels) wins (:func:`select_by_consensus`), a check a single frame cannot give.
 
     Report: ``inliers`` / ``points`` are the image patches that agree with H / were tested;
     ``rms_px`` etc. their residual local shifts in VIS pixels; ``point_coverage`` the share of the VIS
     frame spanned by the agreeing patches.
 
     Raises:
-        FusioncamError: "automatic calibration refused: ..." when no result is confident.
+        FusioncamError: "automatic calibration refused: ..." when no result is confident, or when
+            several frame pairs are confident but contradict each other.
     """
     irs = [ir] if isinstance(ir, np.ndarray) else list(ir)
     viss = [vis] if isinstance(vis, np.ndarray) else list(vis)
     if len(irs) != len(viss) or not irs:
         raise FusioncamError(f"{len(irs)} IR frames but {len(viss)} VIS frames: give pairs of frames")
+    sizes = {(v.shape[1], v.shape[0]) for v in viss}
+    if len(sizes) != 1:
+        raise FusioncamError(f"VIS frames of different sizes {sorted(sizes)}: give frames of one camera")
+    vis_size = sizes.pop()
     results = [register_auto(a, b, params) for a, b in zip(irs, viss, strict=True)]
-    best_i = max(range(len(results)), key=lambda i: results[i].confidence)
+    best_i, agreeing = select_by_consensus(results, vis_size)
     res = results[best_i]
     if not res.confident or res.vis_H_ir is None:
         which = "" if len(results) == 1 else f" (best of {len(results)} frame pairs)"
@@ -570,7 +611,6 @@ def estimate_auto(
             f"automatic calibration refused{which}: {res.message}; use a target or point pairs"
         )
     ir_size = (irs[best_i].shape[1], irs[best_i].shape[0])
-    vis_size = (viss[best_i].shape[1], viss[best_i].shape[0])
     d = res.details
     report: dict[str, Any] = {
         "confidence": res.confidence,
@@ -584,13 +624,11 @@ def estimate_auto(
         "search": {k: d[k] for k in ("coarse_candidates", "time_search_s", "time_refine_s")},
     }
     if len(results) > 1:
-        confident = [r for r in results if r.confident and r.vis_H_ir is not None]
-        agreeing = [r for r in confident if transfer_error(r.vis_H_ir, res.vis_H_ir, vis_size) < 3.0]
         report.update(
             {
                 "frame_pairs": len(results),
                 "best_frame_pair": best_i,
-                "frame_pairs_confident": len(confident),
+                "frame_pairs_confident": sum(r.confident for r in results),
                 "frame_pairs_agreeing": len(agreeing),
             }
         )

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fusioncam.calibration import AutoParams, estimate_auto, register_auto
+from fusioncam.calibration.auto import AutoResult, select_by_consensus
 from fusioncam.calibration.report import transfer_error
 from fusioncam.errors import FusioncamError
 
@@ -102,6 +103,61 @@ class TestSynthetic:
     def test_bad_params(self):
         with pytest.raises(FusioncamError):
             AutoParams(scale_range=(2.0, 1.0)).validate()
+
+
+def _shift(dx: float, dy: float = 0.0) -> np.ndarray:
+    return np.array([[1.0, 0, dx], [0, 1.0, dy], [0, 0, 1.0]])
+
+
+def _result(H: np.ndarray | None, confidence: float, confident: bool = True) -> AutoResult:
+    return AutoResult(H, confident, confidence, "test")
+
+
+class TestConsensus:
+    """Several frame pairs of one rig: the H that most pairs agree with wins, not the most confident."""
+
+    def test_majority_beats_a_more_confident_outlier(self):
+        results = [
+            _result(_shift(30), 0.9),  # e.g. locked onto people who moved between the exposures
+            _result(_shift(0.5), 0.5),
+            _result(_shift(1.0), 0.4),
+            _result(None, 0.0, confident=False),
+        ]
+        best, agreeing = select_by_consensus(results, (400, 300))
+        assert best == 1 and agreeing == [1, 2]
+
+    def test_confidence_breaks_ties(self):
+        results = [_result(_shift(0), 0.4), _result(_shift(1), 0.7), _result(_shift(20), 0.3)]
+        best, agreeing = select_by_consensus(results, (400, 300))
+        assert best == 1 and agreeing == [0, 1]
+
+    def test_contradicting_pairs_are_refused(self):
+        results = [_result(_shift(0), 0.8), _result(_shift(15), 0.7)]
+        with pytest.raises(FusioncamError, match="2 frame pairs gave confident but different alignments"):
+            select_by_consensus(results, (400, 300))
+
+    def test_one_confident_pair_or_none(self):
+        results = [_result(_shift(0), 0.2, confident=False), _result(_shift(5), 0.6)]
+        assert select_by_consensus(results, (400, 300)) == (1, [1])
+        results = [_result(None, 0.1, confident=False), _result(_shift(5), 0.2, confident=False)]
+        assert select_by_consensus(results, (400, 300)) == (1, [])
+
+    def test_estimate_auto_over_frame_pairs(self):
+        """Two frame pairs of the rig and one of another geometry: the rig's H wins, and the report says
+        how many pairs agreed."""
+        vis_H_ir = np.array([[1.25, 0.0, 5.0], [0.0, 1.25, -8.0], [0, 0, 1.0]])
+        other = np.array([[1.1, 0.0, 40.0], [0.0, 1.1, 20.0], [0, 0, 1.0]])
+        pairs = [_synthetic_pair(vis_H_ir), _synthetic_pair(other), _synthetic_pair(vis_H_ir)]
+        rig, report = estimate_auto([p[0] for p in pairs], [p[1] for p in pairs])
+        assert transfer_error(rig.vis_H_ir, vis_H_ir, (400, 300)) < 1.0
+        assert report["best_frame_pair"] in (0, 2)
+        assert report["frame_pairs"] == 3 and report["frame_pairs_confident"] == 3
+        assert report["frame_pairs_agreeing"] == 2
+
+    def test_frames_of_different_sizes(self):
+        ir, vis = _synthetic_pair(np.eye(3))
+        with pytest.raises(FusioncamError, match="VIS frames of different sizes"):
+            estimate_auto([ir, ir], [vis, vis[:200]])
 
 
 def _real_pairs(data_dir):
