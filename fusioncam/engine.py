@@ -306,14 +306,7 @@ class FusionEngine:
         tm: dict[str, float] = {}
         vis = pair.vis.image
         ir_gray = to_gray(pair.ir.image)
-        ycc = chroma = None
-        if vis.dtype == np.uint8 and vis.ndim == 3 and vis.shape[2] == 3:
-            # The conversion of fusioncam.color.split_luma/merge_luma (bit-identical results), done on
-            # one YCrCb buffer with OpenCV channel ops: about 5x cheaper than the numpy channel copies.
-            ycc = cv2.cvtColor(vis, cv2.COLOR_BGR2YCrCb)
-            vis_y = cv2.extractChannel(ycc, 0)
-        else:
-            vis_y, chroma = split_luma(vis)
+        vis_y, chroma = split_luma(vis)
         vis_size = (vis_y.shape[1], vis_y.shape[0])
         t = _lap(tm, "prepare", t_start)
 
@@ -333,11 +326,7 @@ class FusionEngine:
                 f"fuser '{_name(fuser)}' returned {fused_y.dtype} {fused_y.shape}, "
                 f"expected uint8 {vis_y.shape}"
             )
-        if ycc is not None:
-            cv2.insertChannel(fused_y, ycc, 0)
-            fused = cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR)
-        else:
-            fused = merge_luma(fused_y, chroma)
+        fused = merge_luma(fused_y, chroma, reuse=True)  # this frame's own buffer
         t = _lap(tm, "color", t)
         tm["total"] = (t - t_start) * 1000.0
         newest = max(host_time(pair.ir), host_time(pair.vis))

@@ -64,7 +64,7 @@ class TestSplitMerge:
 
     def test_colour_round_trip_within_rounding(self, bgr):
         y, c = split_luma(bgr)
-        assert y.shape == bgr.shape[:2] and c.shape == (*bgr.shape[:2], 2)
+        assert y.shape == bgr.shape[:2] and c.shape == (*bgr.shape[:2], 3)
         back = merge_luma(y, c)
         assert np.abs(back.astype(int) - bgr).max() <= 3
 
@@ -72,6 +72,19 @@ class TestSplitMerge:
         y, c = split_luma(bgr)
         brighter = merge_luma(np.clip(y.astype(int) + 40, 0, 255).astype(np.uint8), c)
         assert to_gray(brighter).mean() > to_gray(bgr).mean() + 30
+
+    def test_merge_leaves_the_split_buffer_unless_reused(self, bgr):
+        y, c = split_luma(bgr)
+        before = c.copy()
+        merge_luma(np.zeros_like(y), c)
+        assert np.array_equal(c, before)
+        merge_luma(np.zeros_like(y), c, reuse=True)
+        assert (c[..., 0] == 0).all() and np.array_equal(c[..., 1:], before[..., 1:])
+
+    def test_mismatched_chroma_is_a_clear_error(self, bgr):
+        y, c = split_luma(bgr)
+        with pytest.raises(FusioncamError, match="do not match"):
+            merge_luma(y[:-1], c)
 
 
 class _Const:
@@ -103,7 +116,7 @@ class TestFuseColor:
         y, c = split_luma(out)
         _, c_vis = split_luma(bgr)
         assert np.abs(y.astype(int) - 120).max() <= 2
-        assert np.abs(c.astype(int) - c_vis).max() <= 2
+        assert np.abs(c[..., 1:].astype(int) - c_vis[..., 1:]).max() <= 2
 
     def test_three_channel_ir_is_gray(self, bgr):
         g = np.full(bgr.shape[:2], 77, np.uint8)
