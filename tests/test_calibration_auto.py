@@ -69,6 +69,26 @@ class TestSynthetic:
         assert res.confident, res.message
         assert transfer_error(res.vis_H_ir, vis_H_ir, (400, 300)) < 1.0
 
+    def test_single_channel_ecc_of_opencv4(self, monkeypatch):
+        """OpenCV 4's ECC takes one channel: the fallback (gradient-magnitude weight channel) still aligns."""
+        from fusioncam.calibration import auto
+
+        monkeypatch.setattr(auto, "_MULTICHANNEL_ECC", False)
+        seen = []
+        real = cv2.findTransformECC
+
+        def spy(t, i, *args):
+            seen.append(t.ndim)
+            return real(t, i, *args)
+
+        monkeypatch.setattr(cv2, "findTransformECC", spy)
+        vis_H_ir = np.array([[1.2, 0.0, 12.0], [0.0, 1.2, -6.0], [0, 0, 1.0]])
+        ir, vis = _synthetic_pair(vis_H_ir)
+        res = register_auto(ir, vis)
+        assert seen and set(seen) == {2}
+        assert res.confident, res.message
+        assert transfer_error(res.vis_H_ir, vis_H_ir, (400, 300)) < 1.5
+
     def test_small_thermal_sensor(self):
         """A 160x128 IR image: the coarse search already runs at full resolution."""
         vis_H_ir = np.array([[2.4, 0.0, 10.0], [0.0, 2.4, 4.0], [0, 0, 1.0]])

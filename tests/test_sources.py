@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import cv2
@@ -240,6 +241,136 @@ class TestCamera:
         np.testing.assert_array_equal(cam._as_u16(as_bytes), raw)
         with pytest.raises(SourceLost, match="16-bit"):
             cam._as_u16(np.zeros((2, 3), np.uint8))
+
+
+class FakeV4L2:
+    """Stands in for ``cv2.VideoCapture`` on a V4L2 camera: records what is set, serves frames.
+
+    ``y16`` makes it hand Y16 frames back as OpenCV does with RGB conversion off (uint16, or raw bytes
+    with ``as_bytes``); ``unplug_after`` makes ``grab`` fail from that frame on, as an unplugged camera.
+    """
+
+    opened: list[FakeV4L2] = []
+
+    def __init__(
+        self, device, backend, *, size=(8, 6), fps=25.0, y16=False, as_bytes=False, unplug_after=None
+    ):
+        self.device, self.backend, self.props = device, backend, {}
+        self.w, self.h = size
+        self.fps, self.y16, self.as_bytes, self.unplug_after = fps, y16, as_bytes, unplug_after
+        self.n = 0
+        self.released = False
+        FakeV4L2.opened.append(self)
+
+    def isOpened(self):
+        return True
+
+    def set(self, prop, value):
+        self.props[prop] = value
+        return True
+
+    def get(self, prop):
+        return {
+            cv2.CAP_PROP_FPS: self.fps,
+            cv2.CAP_PROP_FRAME_WIDTH: float(self.w),
+            cv2.CAP_PROP_FRAME_HEIGHT: float(self.h),
+            cv2.CAP_PROP_POS_MSEC: 40.0 * self.n,
+        }.get(prop, 0.0)
+
+    def grab(self):
+        if self.unplug_after is not None and self.n >= self.unplug_after:
+            return False
+        self.n += 1
+        return True
+
+    def retrieve(self):
+        if self.y16:
+            raw = (np.arange(self.w * self.h, dtype="<u2").reshape(self.h, self.w) + 30000 + self.n).astype(
+                "<u2"
+            )
+            return True, (raw.view(np.uint8).reshape(self.h, 2 * self.w) if self.as_bytes else raw)
+        return True, np.full((self.h, self.w, 3), self.n % 256, np.uint8)
+
+    def release(self):
+        self.released = True
+
+
+@pytest.fixture
+def fake_camera(monkeypatch):
+    """Install :class:`FakeV4L2` in place of ``cv2.VideoCapture``; returns a setter for its options."""
+    FakeV4L2.opened = []
+    options: dict = {}
+    monkeypatch.setattr(cv2, "VideoCapture", lambda device, backend: FakeV4L2(device, backend, **options))
+    return options
+
+
+class TestCameraWithFakeDevice:
+    """The camera path without a camera: what is asked of the driver and what comes out of read()."""
+
+    def test_8bit_camera_frames_and_settings(self, fake_camera):
+        cam = CameraSource(2, size=(8, 6), fps=30, fourcc="MJPG")
+        cam.start()
+        cap = FakeV4L2.opened[-1]
+        assert cap.device == 2 and cap.backend == cv2.CAP_V4L2
+        assert cap.props[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter_fourcc(*"MJPG")
+        assert cap.props[cv2.CAP_PROP_FRAME_WIDTH] == 8 and cap.props[cv2.CAP_PROP_FPS] == 30
+        assert cv2.CAP_PROP_CONVERT_RGB not in cap.props  # colour conversion stays on for 8-bit
+        assert cam.fps == 25.0 and cam.size == (8, 6)  # what the driver granted, not what was asked
+        f0, f1 = cam.read(), cam.read()
+        assert f0.image.shape == (6, 8, 3) and f0.raw is None
+        assert (f0.index, f1.index) == (0, 1) and f0.t <= f1.t
+        assert cam.last_buffer_ms == 80.0
+        cam.stop()
+        assert cap.released
+
+    @pytest.mark.parametrize("as_bytes", [False, True])
+    def test_y16_thermal_keeps_counts_and_maps_to_8bit(self, fake_camera, as_bytes):
+        fake_camera.update(y16=True, as_bytes=as_bytes)
+        cam = CameraSource("0", thermal16=True)
+        cam.start()
+        cap = FakeV4L2.opened[-1]
+        assert cap.props[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter_fourcc(*"Y16 ")
+        assert cap.props[cv2.CAP_PROP_CONVERT_RGB] == 0
+        f = cam.read()
+        assert f.raw.dtype == np.uint16 and f.raw.shape == (6, 8) and int(f.raw.min()) == 30001
+        assert f.image.dtype == np.uint8 and f.image.shape == (6, 8)
+        assert f.image[0, 0] < f.image[-1, -1]  # counts rise along the rows: so does the rendering
+
+    def test_driver_without_fps_keeps_the_requested_rate(self, fake_camera):
+        fake_camera.update(fps=0.0)
+        cam = CameraSource(1, fps=9.0)
+        cam.start()
+        assert cam.fps == 9.0
+
+    def test_unplugged_camera_raises_source_lost(self, fake_camera):
+        fake_camera.update(unplug_after=2)
+        cam = CameraSource(1)
+        cam.start()
+        cam.read(), cam.read()
+        with pytest.raises(SourceLost, match="stopped delivering"):
+            cam.read()
+
+    def test_read_before_start_is_a_clear_error(self):
+        with pytest.raises(FusioncamError, match="not started"):
+            CameraSource(1).read()
+
+    def test_capture_thread_reconnects_an_unplugged_camera(self, fake_camera):
+        """Through the capture thread: after the camera drops, it is reopened and frames flow again."""
+        from fusioncam.capture import CaptureThread
+
+        fake_camera.update(unplug_after=3)
+        thread = CaptureThread(
+            CameraSource(1), name="vis", watchdog_timeout=0.05, backoff_initial=0.01, backoff_max=0.02
+        )
+        thread.start()
+        try:
+            deadline = time.monotonic() + 5.0
+            while (thread.reconnects < 1 or thread.frames < 5) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            thread.stop()
+        assert thread.reconnects >= 1 and thread.frames >= 5
+        assert len(FakeV4L2.opened) >= 2 and FakeV4L2.opened[0].released
 
 
 class TestSynthetic:
