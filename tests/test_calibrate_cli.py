@@ -400,6 +400,33 @@ class TestAuto:
         assert transfer_error(rig.vis_H_ir, vis_H_ir, (400, 300)) < 1.0
         assert "frame pairs: 1 of 2 confident" in capsys.readouterr().out
 
+    def test_sample_videos_frame_pairs_agree(self, tmp_path, capsys):
+        """The built-in M3SVD clips (real thermal and visible video, registered by their authors): every
+        frame pair tried is confident, they agree with each other, and H is close to the identity."""
+        samples = Path(__file__).resolve().parents[1] / "assets" / "samples"
+        out = tmp_path / "rig.yaml"
+        rc = main(
+            [
+                "calibrate",
+                "auto",
+                "--ir",
+                str(samples / "ir_0111_1716.mp4"),
+                "--vis",
+                str(samples / "vis_0111_1716.mp4"),
+                "--pairs",
+                "3",
+                "--every",
+                "60",
+                "-o",
+                str(out),
+            ]
+        )
+        assert rc == 0, capsys.readouterr().err
+        rig = Rig.load(out)
+        assert rig.report["frame_pairs"] == 3 and rig.report["frame_pairs_agreeing"] == 3
+        assert transfer_error(rig.vis_H_ir, np.eye(3), rig.vis_size) < 3.0
+        assert "3 agree with the best" in capsys.readouterr().out
+
     def test_refusal_writes_nothing(self, tmp_path, capsys):
         _, vis = _synthetic_pair(np.eye(3))
         cv2.imwrite(str(tmp_path / "ir.png"), np.full((256, 320), 70, np.uint8))
