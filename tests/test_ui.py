@@ -405,6 +405,37 @@ class TestCalibrationDialog:
             dlg.apply()
         assert sig.args[1] == str(rig_path)
 
+    def test_automatic_estimate_runs_off_the_gui_thread(self, qtbot) -> None:
+        from test_calibration_auto import _synthetic_pair
+
+        from fusioncam.calibration.report import transfer_error
+
+        vis_H_ir = np.array([[1.2, 0.0, 12.0], [0.0, 1.2, -6.0], [0, 0, 1.0]])
+        ir_img, vis_img = _synthetic_pair(vis_H_ir)
+        dlg = CalibrationDialog(ir_img, vis_img)
+        qtbot.addWidget(dlg)
+        with qtbot.waitSignal(dlg.auto_finished, timeout=30000):
+            assert dlg.start_auto()
+            assert not dlg.auto_button.isEnabled() and "estimating" in dlg.report.toPlainText()
+        assert dlg.auto_button.isEnabled() and dlg.rig is not None
+        assert transfer_error(dlg.rig.vis_H_ir, vis_H_ir, (400, 300)) < 1.0
+        assert dlg.rig.method == "auto" and "automatic estimate" in dlg.report.toPlainText()
+        assert non_uniform(dlg.preview_view.frame())
+
+    def test_automatic_refusal_is_reported_not_applied(self, qtbot) -> None:
+        flat = np.full((120, 160), 80, np.uint8)
+        dlg = CalibrationDialog(flat, flat.copy())
+        qtbot.addWidget(dlg)
+        with qtbot.waitSignal(dlg.auto_finished, timeout=30000):
+            dlg.start_auto()
+        assert dlg.rig is None and "refused" in dlg.report.toPlainText()
+        assert dlg.auto_button.isEnabled()
+
+    def test_automatic_without_images(self, qtbot) -> None:
+        dlg = CalibrationDialog(None, None)
+        qtbot.addWidget(dlg)
+        assert not dlg.start_auto() and "no images" in dlg.report.toPlainText()
+
     def test_point_pairs_estimate_a_rig_and_save_it(self, qtbot, tmp_path) -> None:
         vis = SyntheticSource((W, H), seed=2)
         vis.start()

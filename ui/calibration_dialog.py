@@ -1,14 +1,20 @@
-"""The calibration dialog: load a rig file, or click point pairs on the IR and VIS images.
+"""The calibration dialog: load a rig file, click point pairs on the IR and VIS images, or estimate the
+homography automatically from the scene.
 
 With four or more pairs the homography is estimated by :func:`fusioncam.calibration.estimate_from_points`
 (the same estimator as ``fusioncam calibrate``); the preview shows the IR warped onto the VIS image
 (checkerboard, blend or edges, from :func:`fusioncam.calibration.check_image`) and the error report, so
 the user sees at once whether the points were good. The estimate is recomputed on each click only (a
 few milliseconds), never per frame.
+
+"Automatic" runs :func:`fusioncam.calibration.estimate_auto` on the images shown. It takes seconds, so
+it runs on a worker thread and reports back through a queued signal; the dialog stays responsive, and
+a refusal ("not confident") is shown in the report instead of a rig.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,6 +65,7 @@ class CalibrationDialog(QDialog):
     """Emits ``rig_applied(rig, path)`` when the user applies a rig (path is "" if it was not saved)."""
 
     rig_applied = pyqtSignal(object, str)
+    auto_finished = pyqtSignal(object, str)  # (Rig or None, error message); emitted from a worker thread
 
     def __init__(
         self,
@@ -100,6 +107,7 @@ class CalibrationDialog(QDialog):
             ("Load VIS image...", lambda: self._load_image("vis")),
             ("Undo point", self.undo),
             ("Clear points", self.clear_points),
+            ("Automatic", self.start_auto),
             ("Load rig...", self._load_rig_dialog),
             ("Save rig...", self._save_rig_dialog),
             ("Apply", self.apply),
@@ -108,6 +116,11 @@ class CalibrationDialog(QDialog):
             b = QPushButton(text)
             b.clicked.connect(slot)
             buttons.addWidget(b)
+            if text == "Automatic":
+                self.auto_button = b
+                b.setToolTip("estimate H from the scene content of these two images (no points, no board)")
+        self._auto_thread: threading.Thread | None = None
+        self.auto_finished.connect(self._auto_done)
         buttons.addWidget(QLabel("Preview:"))
         buttons.addWidget(self.mode_box)
 
@@ -164,7 +177,10 @@ class CalibrationDialog(QDialog):
         if self.ir is None or self.vis is None:
             text = "No frames: start the pipeline, or load an IR and a VIS image to pick points on."
         elif n < MIN_PAIRS:
-            text = f"{n} point pairs; click the same feature in IR then VIS ({MIN_PAIRS} pairs at least)."
+            text = (
+                f"{n} point pairs; click the same feature in IR then VIS ({MIN_PAIRS} pairs at least), "
+                "or press Automatic to estimate from the scene."
+            )
         else:
             text = f"{n} point pairs: the rig below is estimated from them; Apply uses it live."
         self.hint.setText(text)
@@ -200,6 +216,42 @@ class CalibrationDialog(QDialog):
             self.preview_view.set_frame(check(self.ir, self.vis, self.rig, mode=self.mode_box.currentText()))
         except FusioncamError as e:
             self.report.appendPlainText(str(e))
+
+    # --- automatic ---
+    def start_auto(self) -> bool:
+        """Start the automatic estimate on the images shown; False if there is nothing to run it on."""
+        if self.ir is None or self.vis is None:
+            self.report.setPlainText("no images: grab live frames or load an IR and a VIS image first")
+            return False
+        if self._auto_thread is not None and self._auto_thread.is_alive():
+            return False
+        ir, vis = self.ir.copy(), self.vis.copy()
+        self.auto_button.setEnabled(False)
+        self.report.setPlainText("estimating the homography from the scene content (a few seconds)...")
+
+        def work() -> None:
+            from fusioncam.calibration import estimate_auto
+
+            try:
+                rig, _report = estimate_auto(ir, vis)
+            except FusioncamError as e:
+                self.auto_finished.emit(None, str(e))
+            else:
+                self.auto_finished.emit(rig, "")
+
+        self._auto_thread = threading.Thread(target=work, name="calibration-auto", daemon=True)
+        self._auto_thread.start()
+        return True
+
+    def _auto_done(self, rig: Rig | None, error: str) -> None:
+        self.auto_button.setEnabled(True)
+        if rig is None:
+            self.report.setPlainText(error)
+            return
+        _estimate, _check, fmt = _calibration_api()
+        self.rig, self.rig_path = rig, ""
+        self.report.setPlainText(f"automatic estimate from the scene\n{fmt(rig)}")
+        self.update_preview()
 
     # --- files ---
     def _load_image(self, which: str) -> None:
