@@ -38,6 +38,10 @@ from fusioncam.models.losses import fusion_loss
 ARGS = argparse.Namespace(steps=150, lr=0.01, lambda_on="intensity")
 
 
+def _as_tensor(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(img.astype(np.float32) / 255.0)[None, None]
+
+
 @register_fuser("loss_optimum", "Per-image minimiser of the MGFusion training loss (benchmark only).", False)
 class LossOptimum:
     """Fuse by minimising the training loss over the fused image's pixels."""
@@ -45,8 +49,7 @@ class LossOptimum:
     name = "loss_optimum"
 
     def fuse(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        a = torch.from_numpy(ir.astype(np.float32) / 255.0)[None, None]
-        b = torch.from_numpy(vis.astype(np.float32) / 255.0)[None, None]
+        a, b = _as_tensor(ir), _as_tensor(vis)
         f = torch.maximum(a, b).clone().requires_grad_(True)
         opt = torch.optim.Adam([f], lr=ARGS.lr)
         for _ in range(ARGS.steps):
@@ -57,10 +60,6 @@ class LossOptimum:
             with torch.no_grad():
                 f.clamp_(0.0, 1.0)
         return (f.detach()[0, 0].numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
-
-
-def _as_tensor(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(img.astype(np.float32) / 255.0)[None, None]
 
 
 def loss_table(methods: list[str], data_dir: Path | None, limit: int | None) -> None:

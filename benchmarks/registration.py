@@ -60,6 +60,13 @@ SETS = ("superfusion_roadscene", "roadscene_flir")
 #   exactly and only the elastic part of the warp and the method itself remain.
 EXTRA_SETS = ("superfusion_aligned", "superfusion_same_modality")
 METHODS = ("auto", "points", "points_noisy", "target")
+# The sets read from superfusion_roadscene/: (IR folder, VIS folder, whether the truth is the fitted
+# H_warp_to_ir of the pair; otherwise the identity).
+SUPERFUSION = {
+    "superfusion_roadscene": ("ir_warp", "vi", True),
+    "superfusion_same_modality": ("ir_warp", "ir", True),
+    "superfusion_aligned": ("ir", "vi", False),
+}
 
 
 def iter_pairs(
@@ -67,20 +74,16 @@ def iter_pairs(
 ) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """(name, ir, vis, true vis_H_ir) for each pair of a set, images as OpenCV reads them."""
     base = root / name
-    if name == "superfusion_roadscene":
-        gt = json.loads((base / "homography_fit.json").read_text())
-        items = [(k.split("/")[-1], np.array(v["H_warp_to_ir"])) for k, v in gt.items() if k != "_about"]
-        paths = [(n, base / "ir_warp" / n, base / "vi" / n, H) for n, H in items]
-    elif name == "superfusion_same_modality":
+    if name in SUPERFUSION:
+        ir_dir, vis_dir, warped = SUPERFUSION[name]
         base = root / "superfusion_roadscene"
         gt = json.loads((base / "homography_fit.json").read_text())
-        items = [(k.split("/")[-1], np.array(v["H_warp_to_ir"])) for k, v in gt.items() if k != "_about"]
-        paths = [(n, base / "ir_warp" / n, base / "ir" / n, H) for n, H in items]
-    elif name == "superfusion_aligned":
-        base = root / "superfusion_roadscene"
-        gt = json.loads((base / "homography_fit.json").read_text())
-        names = [k.split("/")[-1] for k in gt if k != "_about"]
-        paths = [(n, base / "ir" / n, base / "vi" / n, np.eye(3)) for n in names]
+        items = [
+            (k.split("/")[-1], np.array(v["H_warp_to_ir"]) if warped else np.eye(3))
+            for k, v in gt.items()
+            if k != "_about"
+        ]
+        paths = [(n, base / ir_dir / n, base / vis_dir / n, H) for n, H in items]
     elif name == "roadscene_flir":
         gt = json.loads((base / "homographies.json").read_text())
         items = [(k, np.linalg.inv(np.array(v["H_crop_to_full"]))) for k, v in gt.items() if k != "_about"]

@@ -23,12 +23,12 @@ Usage: ``python benchmarks/registration_consistency.py [--data DIR] [--limit N]`
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+from registration import iter_pairs  # the benchmark beside this script
 
 from fusioncam.calibration import register_auto
 from fusioncam.calibration.report import transfer_error
@@ -44,18 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (base / "homography_fit.json").is_file():
         print(f"superfusion_roadscene not found at {base} (set FUSIONCAM_DATA or --data)", file=sys.stderr)
         return 2
-    truth = json.loads((base / "homography_fit.json").read_text())
-    names = [k for k in truth if k != "_about"][: args.limit]
     print(f"# {' '.join(['python', *sys.argv])}")
     print(f"{'pair':10s} {'warp':>6s} {'aligned':>8s} {'consistency':>11s} {'same_modality':>13s}")
     rows = []
-    for key in names:
-        n = key.split("/")[-1]
-        H = np.asarray(truth[key]["H_warp_to_ir"], np.float64)
-        H /= H[2, 2]
-        ir_warp, ir, vis = (
-            cv2.imread(str(base / d / n), cv2.IMREAD_UNCHANGED) for d in ("ir_warp", "ir", "vi")
-        )
+    for n, ir_warp, vis, H in iter_pairs(base.parent, "superfusion_roadscene", args.limit):
+        ir = cv2.imread(str(base / "ir" / n), cv2.IMREAD_UNCHANGED)  # the aligned IR of the same pair
         size = (vis.shape[1], vis.shape[0])
         r_warp = register_auto(ir_warp, vis)  # what the main benchmark measures
         r_aligned = register_auto(ir, vis)  # RoadScene's own registration, as the method sees it
