@@ -295,6 +295,22 @@ def _devices(requested: Sequence[str]) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(out)), notes
 
 
+def run_plan(methods: Sequence[str], devices: Sequence[str]) -> list[tuple[str, str]]:
+    """The (device, method) runs, in order: each network method on every device, each classical
+    method once, on the CPU, whatever the devices asked for.
+
+    Classical fusers are OpenCV on the CPU, so a "cuda" run of them would time the same thing again;
+    but they must run even when only ``--device cuda`` is asked for, since ``average`` is the baseline
+    of every ratio (the CUDA rows are then compared with it on the same machine, in the same run)."""
+    from fusioncam.fusers import fuser_info
+
+    classical = [m for m in methods if fuser_info(m).classical]
+    plan = [("cpu", m) for m in classical]
+    for device in devices:
+        plan += [(device, m) for m in methods if m not in classical]
+    return plan
+
+
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     """Every run of the benchmark; a plain dict (the JSON report), formatted by :func:`format_report`."""
     for p in (cfg.ir, cfg.vis):
@@ -331,35 +347,30 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         "runs": [],
         "clip_cache": [],
     }
-    for device in devices:
-        for method in methods:
-            from fusioncam.fusers import fuser_info
-
-            if device != "cpu" and fuser_info(method).classical:
-                continue  # classical fusers are OpenCV on the CPU whatever the device
-            try:
-                engine = FusionEngine(method, rig=rig, device=device, clip_refresh=cfg.clip_refresh)
-            except FusioncamError as e:
-                engine = _untrained_stand_in(method, device, cfg.clip_refresh, rig)
-                if engine is None:
-                    report["notes"].append(f"{method} on {device}: skipped ({e})")
-                    continue
-                report["notes"].append(
-                    f"{method} on {device}: no trained weights ({e}); timed with the same architecture "
-                    "and RANDOM weights instead (its speed does not depend on the weights' values)"
-                )
-            for mode in cfg.modes:
-                _say(cfg, f"{device} {method} {mode} ...")
-                r = run_pipeline(
-                    cfg.ir, cfg.vis, engine, paced=mode == "paced", frames=cfg.frames, seconds=cfg.seconds
-                )
-                report["runs"].append({**r.__dict__, "keeps_up": r.keeps_up})
-        if cfg.clip_frames > 0:
-            _say(cfg, f"{device} CLIP cache K={cfg.clip_refresh} vs K=1 ...")
-            try:
-                report["clip_cache"].append(run_clip_cache(cfg, device))
-            except FusioncamError as e:
-                report["notes"].append(f"CLIP cache on {device}: skipped ({e})")
+    for device, method in run_plan(methods, devices):
+        try:
+            engine = FusionEngine(method, rig=rig, device=device, clip_refresh=cfg.clip_refresh)
+        except FusioncamError as e:
+            engine = _untrained_stand_in(method, device, cfg.clip_refresh, rig)
+            if engine is None:
+                report["notes"].append(f"{method} on {device}: skipped ({e})")
+                continue
+            report["notes"].append(
+                f"{method} on {device}: no trained weights ({e}); timed with the same architecture "
+                "and RANDOM weights instead (its speed does not depend on the weights' values)"
+            )
+        for mode in cfg.modes:
+            _say(cfg, f"{device} {method} {mode} ...")
+            r = run_pipeline(
+                cfg.ir, cfg.vis, engine, paced=mode == "paced", frames=cfg.frames, seconds=cfg.seconds
+            )
+            report["runs"].append({**r.__dict__, "keeps_up": r.keeps_up})
+    for device in devices if cfg.clip_frames > 0 else []:
+        _say(cfg, f"{device} CLIP cache K={cfg.clip_refresh} vs K=1 ...")
+        try:
+            report["clip_cache"].append(run_clip_cache(cfg, device))
+        except FusioncamError as e:
+            report["notes"].append(f"CLIP cache on {device}: skipped ({e})")
     _add_ratios(report)
     return report
 
@@ -419,7 +430,8 @@ def format_report(report: dict[str, Any], command: str = "") -> str:
     s = report["settings"]
     lines.append(
         f"each run: up to {s['frames']} fused frames or {s['seconds']:g} s; "
-        "fps ratios against 'average' on the same device and mode, measured in this run"
+        "fps ratios against 'average' in the same mode, measured in this run (classical fusers run on"
+        " the CPU, so the CUDA rows are compared with the CPU's 'average')"
     )
     lines.append("")
     mw = max([10, *(len(r["method"]) for r in report["runs"])])

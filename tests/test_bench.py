@@ -104,3 +104,13 @@ def test_bench_rejects_bad_input_with_one_line(tiny_videos, tmp_path, capsys):
 def test_bench_on_cuda_without_a_gpu_says_so(tiny_videos, capsys):
     assert main(["bench", "--ir", tiny_videos[0], "--vis", tiny_videos[1], "--device", "cuda"]) == 2
     assert "CUDA" in capsys.readouterr().err
+
+
+def test_classical_fusers_run_once_on_the_cpu_even_when_only_cuda_is_asked_for():
+    # the baseline of every ratio must be measured in the same run, whatever the devices
+    from fusioncam.bench import run_plan
+
+    plan = run_plan(["average", "laplacian", "mgfusion"], ["cuda"])
+    assert plan == [("cpu", "average"), ("cpu", "laplacian"), ("cuda", "mgfusion")]
+    plan = run_plan(["average", "mgfusion"], ["cpu", "cuda"])
+    assert plan == [("cpu", "average"), ("cpu", "mgfusion"), ("cuda", "mgfusion")]
