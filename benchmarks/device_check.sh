@@ -6,7 +6,7 @@
 #   3. CUDA fp16 vs CPU fp32 outputs of the shipped network on real pairs, in gray levels;
 #   4. inference time at 640x480 (benchmarks/mgfusion_speed.py, CPU and CUDA in the same run) and the live
 #      pipeline (fusioncam bench) on CUDA;
-#   5. training for TRAIN_SECONDS (default 300): the full CLIP-guided model if CLIP weights were found,
+#   5. training for TRAIN_SECONDS (default 270): the full CLIP-guided model if CLIP weights were found,
 #      else the full-size network without CLIP (the GPU quality preset); its weights and log come back.
 #
 # Prepare on the build machine first: `python benchmarks/device_stage.py` (train pairs and wheels into the
@@ -17,7 +17,7 @@
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-/tmp/fusioncam_device_out}
-TRAIN_SECONDS=${TRAIN_SECONDS:-300}
+TRAIN_SECONDS=${TRAIN_SECONDS:-270}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 QT_QPA_PLATFORM=offscreen FUSIONCAM_DATA="$REPO/.device/data"
 log() { echo "== $(date +%T) $*"; }
@@ -69,7 +69,8 @@ log "2. CUDA tests" | tee -a "$OUT/summary.txt"
 
 log "3. CUDA fp16 vs CPU fp32 on real pairs (gray levels of the 8-bit output)" | tee -a "$OUT/summary.txt"
 "$PY" - <<'EOF' 2>&1 | tee -a "$OUT/summary.txt"
-import numpy as np, torch
+import os, numpy as np, torch
+from pathlib import Path
 from fusioncam.dataset import load_split
 from fusioncam.models.fuser import MGFusionFuser
 from fusioncam.calibration.images import read_gray
@@ -78,23 +79,29 @@ if not torch.cuda.is_available():
 else:
     cpu, gpu = MGFusionFuser(device="cpu"), MGFusionFuser(device="auto")
     print(f"CPU {cpu.dtype} vs {gpu.device} {gpu.dtype}; tolerance: max 2 gray levels, mean 0.1")
-    worst = 0
-    for ds, pairs in load_split("train").items():
-        for p in pairs[:4]:
+    worst, means = 0, []
+    data = Path(os.environ["FUSIONCAM_DATA"])
+    staged = sorted(d.name for d in (data / "pairs").iterdir())  # device_stage.py copies a few datasets
+    for ds, pairs in load_split("train", data, staged).items():
+        for p in pairs[:6]:
             ir, vis = read_gray(str(p.ir)), read_gray(str(p.vis))
             d = np.abs(cpu.fuse(ir, vis).astype(int) - gpu.fuse(ir, vis).astype(int))
             worst = max(worst, int(d.max()))
+            means.append(float(d.mean()))
             print(f"{ds}/{p.stem} {ir.shape[1]}x{ir.shape[0]}: max {d.max()} mean {d.mean():.4f} "
                   f"share>1 {(d > 1).mean():.2e}")
-    print("PASS" if worst <= 2 else "FAIL", "worst", worst)
+    print("PASS" if worst <= 2 and max(means) <= 0.1 else "FAIL", "worst", worst, "largest mean", max(means))
 EOF
 
 log "4. inference time, 640x480" | tee -a "$OUT/summary.txt"
-RUNS=20 BUDGET=10
+RUNS=20 BUDGET=4
 [ -n "${SMOKE:-}" ] && RUNS=2 BUDGET=2
-timeout 150 "$PY" "$REPO/benchmarks/mgfusion_speed.py" --devices cpu,cuda --sizes 640x480 --runs $RUNS \
-    --budget $BUDGET --threads 8 2>&1 | tee "$OUT/speed.txt" | tail -25 | tee -a "$OUT/summary.txt"
-timeout 120 "${FC[@]}" bench --methods average,laplacian,mgfusion --device cuda --frames 300 --seconds 10 \
+# The two architectures' sizes (the noclip variants cost the same minus the CLIP blocks); capped, since a
+# killed run would lose the lines still to come.
+timeout 120 "$PY" "$REPO/benchmarks/mgfusion_speed.py" --presets mgfusion,mgfusion_fast --devices cuda,cpu \
+    --sizes 640x480 --runs $RUNS --budget $BUDGET --threads 8 2>&1 | tee "$OUT/speed.txt" | tail -25 \
+    | tee -a "$OUT/summary.txt"
+timeout 90 "${FC[@]}" bench --methods average,laplacian,mgfusion --device cuda --frames 300 --seconds 8 \
     --clip-frames 48 --json "$OUT/bench.json" 2>&1 | tail -30 | tee -a "$OUT/summary.txt"
 
 log "5. training for ${TRAIN_SECONDS} s" | tee -a "$OUT/summary.txt"
@@ -112,16 +119,22 @@ STEPS=$("$PY" - "$TRAIN_SECONDS" <<'EOF'
 import csv, sys
 rows = list(csv.DictReader(open("/tmp/probe/log.csv")))
 t = [float(r["time_s"]) for r in rows]
-per_step = (t[-1] - t[1]) / max(1, len(t) - 2)  # the first step carries the start-up
+# The first step carries the start-up; the 1.25 covers the checkpoint at every epoch's end, which the
+# probe does not see (a 240 s run on an H200 measured 0.24 s per step against the probe's 0.19).
+per_step = 1.25 * (t[-1] - t[1]) / max(1, len(t) - 2)
 budget = float(sys.argv[1]) - 2.0 * t[0]  # start-up and the final save
 print(max(20, int(budget / per_step)))
 EOF
 )
 echo "$NAME: $STEPS steps to fit the budget (probe: $(tail -1 /tmp/probe/log.csv | cut -d, -f8) s for 12)" \
     | tee -a "$OUT/summary.txt"
-"${FC[@]}" train "${CFG[@]}" --max-steps "$STEPS" --no-eval --out /tmp/run > /tmp/run.log 2>&1
+# Capped too: a run cut short still leaves its last epoch's checkpoint, which is taken instead.
+timeout $((TRAIN_SECONDS + 60)) "${FC[@]}" train "${CFG[@]}" --max-steps "$STEPS" --no-eval --out /tmp/run \
+    > /tmp/run.log 2>&1 || echo "training stopped early (rc $?)" | tee -a "$OUT/summary.txt"
 tail -3 /tmp/run.log | tr '\r' '\n' | tail -3 | tee -a "$OUT/summary.txt"
-cp /tmp/run/model.safetensors "$OUT/${NAME}_gpu.safetensors" 2>/dev/null
+WEIGHTS=/tmp/run/model.safetensors
+[ -f "$WEIGHTS" ] || WEIGHTS=$(ls /tmp/run/checkpoints/epoch_*.safetensors 2>/dev/null | tail -1)
+[ -n "$WEIGHTS" ] && cp "$WEIGHTS" "$OUT/${NAME}_gpu.safetensors" && echo "weights: $WEIGHTS" | tee -a "$OUT/summary.txt"
 cp /tmp/run/log.csv "$OUT/train_log.csv" 2>/dev/null
 cp /tmp/run/config.yaml "$OUT/train_config.yaml" 2>/dev/null
 log "done" | tee -a "$OUT/summary.txt"
