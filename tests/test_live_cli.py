@@ -55,7 +55,8 @@ class TestBadInput:
             ([*SYN, "--method", "averag"], "did you mean 'average'"),
             ([*SYN, "--device", "tpu"], "engine.device"),
             ([*SYN, "--rig", "no_such_rig.yaml"], "rig file not found"),
-            ([*SYN, "--weights", "no_such.safetensors"], "weights file not found: no_such"),
+            ([*SYN, "--weights", "no_such.safetensors"], "weights: no file no_such.safetensors"),
+            ([*SYN, "--weights", "mgfusion_nope"], "shipped: mgfusion_fast_noclip"),
             ([*SYN, "--clip-weights", "no_clip.bin"], "CLIP weights file not found: no_clip.bin"),
             ([*SYN, "--sync-tolerance", "-3"], "sync_tolerance_ms must be > 0"),
             ([*SYN, "--quit-after", "0"], "--quit-after must be > 0"),
@@ -67,6 +68,16 @@ class TestBadInput:
         code, err = run_cli(capsys, *argv)
         assert code == 2
         assert len(err) == 1 and needle in err[0], err
+
+    def test_weights_by_shipped_name_pass_the_check(self) -> None:
+        # a shipped checkpoint is named, not given as a file (e.g. --weights mgfusion_noclip)
+        from fusioncam.cli.live import check_settings
+        from fusioncam.config import Settings
+
+        settings = Settings()
+        settings.sources.ir, settings.sources.vis = "synthetic", "synthetic"
+        settings.engine.method, settings.engine.weights = "mgfusion", "mgfusion_fast_noclip"
+        check_settings(settings)  # raises on a name that is neither a file nor shipped
 
     def test_config_file_with_unknown_key(self, capsys, tmp_path: Path) -> None:
         cfg = tmp_path / "c.yaml"

@@ -31,7 +31,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
     g.add_argument("--method", help=f"fusion method: {', '.join(list_fusers())}")
     g.add_argument(
-        "--weights", metavar="FILE", help="checkpoint of a network fuser (default: the shipped one)"
+        "--weights",
+        metavar="FILE|NAME",
+        help="checkpoint of a network fuser: a file, or a shipped name such as mgfusion_noclip (the GPU"
+        " quality preset); default: mgfusion_fast_noclip",
     )
     g.add_argument(
         "--clip-weights",
@@ -141,9 +144,18 @@ def check_settings(settings: Settings) -> None:
                 f"{name} source: camera {spec} not found (cameras here: {', '.join(present) or 'none'})"
             )
     fuser_info(settings.engine.method)
-    for what, path in (("weights", settings.engine.weights), ("CLIP weights", settings.engine.clip_weights)):
-        if path and not Path(path).expanduser().is_file():
-            raise FusioncamError(f"{what} file not found: {path}")
+    from fusioncam.assets import WEIGHTS_DIR  # data only: no torch
+
+    shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+    weights = settings.engine.weights
+    if weights and weights not in shipped and not Path(weights).expanduser().is_file():
+        raise FusioncamError(
+            f"weights: no file {weights} and no shipped checkpoint of that name"
+            f" (shipped: {', '.join(shipped)})"
+        )
+    clip = settings.engine.clip_weights
+    if clip and not Path(clip).expanduser().is_file():
+        raise FusioncamError(f"CLIP weights file not found: {clip}")
     if settings.engine.rig:
         Rig.load(Path(settings.engine.rig).expanduser())
 
