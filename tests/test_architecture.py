@@ -144,5 +144,7 @@ def test_regular_install_carries_data_and_no_bare_packages(tmp_path: Path) -> No
         "fusioncam/assets/samples/ir_0111_1716.mp4",
         "fusioncam/assets/samples/NOTICE.md",
         "fusioncam/assets/weights/mgfusion_fast_noclip.safetensors",
+        "fusioncam/assets/weights/mgfusion_noclip.safetensors",
+        "fusioncam/assets/weights/mgfusion_noclip.md",
     ):
         assert needed in names, f"{needed} missing from the wheel"
