@@ -9,3 +9,10 @@ from pathlib import Path
 ASSETS_DIR = Path(__file__).resolve().parent
 SAMPLES_DIR = ASSETS_DIR / "samples"
 WEIGHTS_DIR = ASSETS_DIR / "weights"
+# The checkpoint a network fuser loads when none is named: small enough to run live on a CPU.
+DEFAULT_WEIGHTS = "mgfusion_fast_noclip"
+
+
+def shipped_weight_names() -> list[str]:
+    """Names of the shipped checkpoints (``--weights NAME``), read from the folder: no torch needed."""
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fusioncam.assets import DEFAULT_WEIGHTS
 from fusioncam.errors import FusioncamError
 
 from .factory import list_models, load_model, shipped_weights, shipped_weights_dir
@@ -28,8 +29,6 @@ __all__ = [
     "resolve_device",
     "resolve_fuser_weights",
 ]
-
-DEFAULT_WEIGHTS = "mgfusion_fast_noclip"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

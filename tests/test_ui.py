@@ -142,6 +142,26 @@ class TestMainWindow:
         w.clip_spin.setValue(3)
         assert w.worker.engine.clip_refresh == 3 and settings.engine.clip_refresh == 3
 
+    def test_weights_box_switches_the_network_checkpoint(self, make_window, qtbot, settings) -> None:
+        from fusioncam.assets import DEFAULT_WEIGHTS, shipped_weight_names
+
+        w = make_window(settings, pipeline_factory=synthetic_factory())
+        wait_frames(qtbot, w)
+        box = w.weights_box
+        assert [box.itemText(i) for i in range(box.count())] == shipped_weight_names()
+        assert box.currentText() == DEFAULT_WEIGHTS and not box.isEnabled()  # 'average' takes no weights
+        w.method_box.setCurrentText("mgfusion")
+        qtbot.waitUntil(lambda: w.worker.engine.method == "mgfusion", timeout=10000)
+        assert box.isEnabled() and w.worker.engine.fuser.weights_path.stem == DEFAULT_WEIGHTS
+        other = next(n for n in shipped_weight_names() if n != DEFAULT_WEIGHTS)
+        box.setCurrentText(other)
+        qtbot.waitUntil(lambda: w.worker.engine.fuser.weights_path.stem == other, timeout=20000)
+        assert settings.engine.weights == other
+        wait_frames(qtbot, w, 1, timeout=20000)
+        box.setCurrentText(DEFAULT_WEIGHTS)  # back to the default: named explicitly, saved as None
+        qtbot.waitUntil(lambda: w.worker.engine.fuser.weights_path.stem == DEFAULT_WEIGHTS, timeout=20000)
+        assert settings.engine.weights is None
+
     def test_a_busy_ui_paints_only_the_newest_result(self, make_window, qtbot, settings) -> None:
         from PyQt6.QtWidgets import QApplication
 

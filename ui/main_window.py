@@ -28,6 +28,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from fusioncam.assets import DEFAULT_WEIGHTS, shipped_weight_names
 from fusioncam.config import DEVICES, LAYOUTS, PALETTES, Settings, load_settings, save_settings
 from fusioncam.errors import FusioncamError
 from fusioncam.fusers import list_fusers
@@ -175,6 +176,16 @@ class MainWindow(QMainWindow):
         if s.engine.method not in methods:
             methods.append(s.engine.method)
         self.method_box = self._combo(tb, "Method", methods, s.engine.method, self._method_changed)
+        weights = shipped_weight_names()
+        if s.engine.weights and s.engine.weights not in weights:
+            weights.append(s.engine.weights)  # a checkpoint file from the settings or --weights
+        self.weights_box = self._combo(
+            tb, "Weights", weights, s.engine.weights or DEFAULT_WEIGHTS, self._weights_changed
+        )
+        self.weights_box.setToolTip(
+            "MGFusion checkpoint: mgfusion_fast_noclip runs live on a CPU; mgfusion_noclip is the larger"
+            " GPU quality preset (see the model cards in assets/weights)"
+        )
         self.device_box = self._combo(tb, "Device", list(DEVICES), s.engine.device, self._device_changed)
         tb.addWidget(QLabel(" CLIP every "))
         self.clip_spin = QSpinBox()
@@ -283,12 +294,20 @@ class MainWindow(QMainWindow):
         self.record_action.setEnabled(state == "running" or self.record_action.isChecked())
         self.snapshot_action.setEnabled(self._last_frames is not None)
         self.clip_spin.setEnabled(self.method_box.currentText() == "mgfusion")
+        self.weights_box.setEnabled(self.method_box.currentText() == "mgfusion")
 
     # --- controls ---
     def _method_changed(self, name: str) -> None:
         self.settings.engine.method = name
         self.worker.set_method(name, self.settings.engine.fuser_options(name))
         self._sync_actions()
+
+    def _weights_changed(self, name: str) -> None:
+        self.settings.engine.weights = None if name == DEFAULT_WEIGHTS else name
+        method = self.method_box.currentText()
+        if method == "mgfusion":
+            # Named even for the default: the engine keeps the options it was started with otherwise.
+            self.worker.set_method(method, {**self.settings.engine.fuser_options(method), "weights": name})
 
     def _on_method_active(self, name: str) -> None:
         if name and name != self.method_box.currentText():

@@ -144,9 +144,9 @@ def check_settings(settings: Settings) -> None:
                 f"{name} source: camera {spec} not found (cameras here: {', '.join(present) or 'none'})"
             )
     fuser_info(settings.engine.method)
-    from fusioncam.assets import WEIGHTS_DIR  # data only: no torch
+    from fusioncam.assets import shipped_weight_names  # data only: no torch
 
-    shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+    shipped = shipped_weight_names()
     weights = settings.engine.weights
     if weights and weights not in shipped and not Path(weights).expanduser().is_file():
         raise FusioncamError(
