@@ -8,7 +8,8 @@ fused luminance in gray (the quantity the metrics compare). Tiles are scaled to 
         --method max --method gff --method mgfusion --pair m3svd/0114_1551_0010 --height 300
 
 Without ``--pair`` the first test pair of each dataset is used. ``--weights FILE`` evaluates a given
-mgfusion checkpoint instead of the shipped default.
+mgfusion checkpoint instead of the shipped default; ``--method mgfusion:NAME`` adds a column of the
+checkpoint NAME (a shipped name or a file), so that two checkpoints can stand side by side.
 """
 
 from __future__ import annotations
@@ -43,10 +44,12 @@ def _tile(img: np.ndarray, height: int, label: str) -> np.ndarray:
 def make_figure(
     pairs: list, methods: list[str], height: int = 220, weights: str | None = None, gap: int = 4
 ) -> np.ndarray:
-    fusers = {
-        m: create_fuser(m, weights=weights) if m == "mgfusion" and weights else create_fuser(m)
-        for m in methods
-    }
+    fusers = {}
+    for m in methods:
+        method, _, ckpt = m.partition(":")  # "mgfusion:mgfusion_noclip": a column per checkpoint
+        ckpt = ckpt or (weights if method == "mgfusion" else "")
+        label = Path(ckpt).stem if ":" in m else m
+        fusers[label] = create_fuser(method, weights=ckpt) if ckpt else create_fuser(method)
     rows = []
     for pair in pairs:
         ir, vis_y, vis = load_pair(pair)
