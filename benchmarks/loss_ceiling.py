@@ -16,7 +16,7 @@ test image's loss). It is registered as the fuser ``loss_optimum`` for this scri
 averaged over the test pairs, beside the optimum's: how close each comes to what the loss asks for.
 
 Usage: ``python benchmarks/loss_ceiling.py [--steps 150] [--lambda-on intensity] [--limit N]
-[--json out.json] [--losses A,B,...]``
+[--json out.json] [--losses A,B,... [--weights NAME]]``
 """
 
 from __future__ import annotations
@@ -62,9 +62,18 @@ class LossOptimum:
         return (f.detach()[0, 0].numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
 
 
-def loss_table(methods: list[str], data_dir: Path | None, limit: int | None) -> None:
-    """Mean training loss of each method's fused output per test dataset, and over the datasets."""
-    fusers = {m: create_fuser(m) for m in methods}
+def loss_table(
+    methods: list[str], data_dir: Path | None, limit: int | None, weights: str | None = None
+) -> None:
+    """Mean training loss of each method's fused output per test dataset, and over the datasets.
+
+    ``weights`` (a checkpoint file or shipped name) goes to the network methods only."""
+    from fusioncam.fusers import fuser_info
+
+    fusers = {
+        m: create_fuser(m) if weights is None or fuser_info(m).classical else create_fuser(m, weights=weights)
+        for m in methods
+    }
     per_ds: dict[str, dict[str, float]] = {}
     for ds, pairs in load_split("test", data_dir).items():
         sums = dict.fromkeys(methods, 0.0)
@@ -91,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="write the evaluation here")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--losses", default="", help="comma list of methods: print their mean training loss")
+    ap.add_argument("--weights", help="with --losses: checkpoint (file or shipped name) of network methods")
     args = ap.parse_args(argv)
     ARGS.steps, ARGS.lr, ARGS.lambda_on = args.steps, args.lr, args.lambda_on
     torch.set_num_threads(args.threads)
@@ -99,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         methods = [m.strip() for m in args.losses.split(",") if m.strip()]
         print(f"# training loss ({ARGS.lambda_on} weighted by 0.2), mean over the test pairs")
         print("dataset     " + " ".join(f"{m[:9]:>9s}" for m in methods))
-        loss_table(methods, args.data, args.limit)
+        loss_table(methods, args.data, args.limit, args.weights)
         return 0
     t0 = time.perf_counter()
 
