@@ -11,8 +11,10 @@ video does not flicker.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import cv2
@@ -27,6 +29,7 @@ __all__ = [
     "create_fuser",
     "list_fusers",
     "fuser_info",
+    "check_weights",
     "AverageFuser",
     "MaxIntensityFuser",
     "MaxDetailFuser",
@@ -86,6 +89,19 @@ def fuser_info(name: str) -> FuserInfo:
 def create_fuser(name: str, **kwargs: Any) -> Fuser:
     """Build the fuser registered as ``name``; keyword arguments go to its factory."""
     return fuser_info(name).factory(**kwargs)
+
+
+def check_weights(spec: str | os.PathLike) -> None:
+    """Fail early, before any input is opened or a network loaded, on network weights that are neither
+    a file nor the name of a shipped checkpoint (``--weights mgfusion_noclip``)."""
+    from fusioncam.assets import shipped_weight_names  # data only: no torch
+
+    shipped = shipped_weight_names()
+    if os.fspath(spec) in shipped or Path(spec).expanduser().is_file():
+        return
+    raise FusioncamError(
+        f"weights file not found: {os.fspath(spec)} (nor is it a shipped checkpoint: {', '.join(shipped)})"
+    )
 
 
 def _check_pair(ir: np.ndarray, vis: np.ndarray) -> None:

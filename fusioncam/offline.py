@@ -27,7 +27,7 @@ import numpy as np
 
 from fusioncam.color import fuse_color, is_color, to_bgr, to_gray
 from fusioncam.errors import FusioncamError
-from fusioncam.fusers import Fuser, create_fuser, fuser_info
+from fusioncam.fusers import Fuser, check_weights, create_fuser, fuser_info
 from fusioncam.pairing import PairingReport, pair_sources
 from fusioncam.registration import Rig, warp_ir_to_vis
 from fusioncam.sinks import ImageDirSink, check_output_path, open_sink, output_kind
@@ -348,8 +348,7 @@ def fuse_files(
         if weights is not None:
             if info.classical:
                 raise FusioncamError(f"--weights is for network fusers; '{method}' has no weights")
-            if not Path(weights).is_file():
-                raise FusioncamError(f"weights file not found: {weights}")
+            check_weights(weights)
         if clip_weights is not None:
             if info.classical:
                 raise FusioncamError(f"--clip-weights is for network fusers; '{method}' uses no CLIP")

@@ -85,6 +85,18 @@ class TestHappyPaths:
         assert img.shape == (32, 48, 3)
         assert "fuse: 1 frames" in err and "laplacian" in err
 
+    def test_shipped_weights_by_name(self, tmp_path, capsys):
+        # --weights takes a shipped checkpoint's name, as `fusioncam eval` and the live app do
+        ir_dir, vis_dir = write_pair_images(tmp_path, 1)
+        out = tmp_path / "fused.png"
+        ir, vis = ir_dir / "000.png", vis_dir / "000.png"
+        args = ["--ir", ir, "--vis", vis, "-o", out, "--method", "mgfusion", "--device", "cpu"]
+        rc, _, err = run_cli(capsys, *args, "--weights", "mgfusion_fast_noclip")
+        assert rc == 0, err
+        assert cv2.imread(str(out)).shape == (32, 48, 3)
+        rc, _, err = run_cli(capsys, *args, "--weights", "mgfusion_nope")
+        assert rc == 2 and "nor is it a shipped checkpoint: mgfusion_fast_noclip" in err
+
     def test_image_folders_keep_vis_names(self, tmp_path, capsys):
         names = ["a1.png", "a2.png", "a10.png"]
         ir_dir, vis_dir = write_pair_images(tmp_path, 3, names=names)

@@ -84,7 +84,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="device of network fusers (default auto)",
     )
-    p.add_argument("--weights", metavar="FILE", help="checkpoint of a network fuser such as mgfusion")
+    p.add_argument(
+        "--weights",
+        metavar="FILE|NAME",
+        help="checkpoint of a network fuser such as mgfusion: a file, or a shipped name (mgfusion_noclip)",
+    )
     p.add_argument(
         "--clip-weights",
         metavar="FILE",

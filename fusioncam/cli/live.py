@@ -122,7 +122,7 @@ def settings_from_args(
 
 def check_settings(settings: Settings) -> None:
     """Everything that can be checked without opening a device or loading a network."""
-    from fusioncam.fusers import fuser_info
+    from fusioncam.fusers import check_weights, fuser_info
     from fusioncam.registration import Rig
     from fusioncam.sources import classify_spec
 
@@ -144,15 +144,8 @@ def check_settings(settings: Settings) -> None:
                 f"{name} source: camera {spec} not found (cameras here: {', '.join(present) or 'none'})"
             )
     fuser_info(settings.engine.method)
-    from fusioncam.assets import shipped_weight_names  # data only: no torch
-
-    shipped = shipped_weight_names()
-    weights = settings.engine.weights
-    if weights and weights not in shipped and not Path(weights).expanduser().is_file():
-        raise FusioncamError(
-            f"weights: no file {weights} and no shipped checkpoint of that name"
-            f" (shipped: {', '.join(shipped)})"
-        )
+    if settings.engine.weights:
+        check_weights(settings.engine.weights)
     clip = settings.engine.clip_weights
     if clip and not Path(clip).expanduser().is_file():
         raise FusioncamError(f"CLIP weights file not found: {clip}")
