@@ -13,6 +13,6 @@ WEIGHTS_DIR = ASSETS_DIR / "weights"
 DEFAULT_WEIGHTS = "mgfusion_fast_noclip"
 
 
-def shipped_weight_names() -> list[str]:
+def shipped_weight_names(folder: Path = WEIGHTS_DIR) -> list[str]:
     """Names of the shipped checkpoints (``--weights NAME``), read from the folder: no torch needed."""
-    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+    return sorted(p.stem for p in folder.glob("*.safetensors"))

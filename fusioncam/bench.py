@@ -365,12 +365,13 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                 cfg.ir, cfg.vis, engine, paced=mode == "paced", frames=cfg.frames, seconds=cfg.seconds
             )
             report["runs"].append({**r.__dict__, "keeps_up": r.keeps_up})
-    for device in devices if cfg.clip_frames > 0 else []:
-        _say(cfg, f"{device} CLIP cache K={cfg.clip_refresh} vs K=1 ...")
-        try:
-            report["clip_cache"].append(run_clip_cache(cfg, device))
-        except FusioncamError as e:
-            report["notes"].append(f"CLIP cache on {device}: skipped ({e})")
+    if cfg.clip_frames > 0:
+        for device in devices:
+            _say(cfg, f"{device} CLIP cache K={cfg.clip_refresh} vs K=1 ...")
+            try:
+                report["clip_cache"].append(run_clip_cache(cfg, device))
+            except FusioncamError as e:
+                report["notes"].append(f"CLIP cache on {device}: skipped ({e})")
     _add_ratios(report)
     return report
 

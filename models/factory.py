@@ -61,8 +61,10 @@ def list_models() -> list[str]:
 
 def shipped_weights() -> dict[str, Path]:
     """Checkpoints shipped in assets/weights, by name (file stem)."""
+    from fusioncam.assets import shipped_weight_names
+
     d = shipped_weights_dir()
-    return {p.stem: p for p in sorted(d.glob("*.safetensors"))} if d.is_dir() else {}
+    return {name: d / f"{name}.safetensors" for name in shipped_weight_names(d)}
 
 
 def get_model_config(name: str, **overrides: Any) -> MGFusionConfig:

@@ -447,35 +447,11 @@ def test_real_process_interrupted_leaves_nothing(tmp_path, sig):
     assert os.listdir(out) == []
 
 
-@pytest.fixture(scope="module")
-def clip_model_files(tmp_path_factory):
-    """A tiny CLIP-guided network checkpoint and the tiny CLIP weights file it was built with."""
-    import torch
-
-    from fusioncam.models.clip_encoder import save_tiny_clip
-    from fusioncam.models.factory import create_model, save_checkpoint
-
-    d = tmp_path_factory.mktemp("clip")
-    name, clip_path = save_tiny_clip(d)
-    torch.manual_seed(0)
-    model = create_model(
-        "mgfusion_fast",
-        clip_pretrained=clip_path,
-        clip_model=name,
-        allow_download=False,
-        width=8,
-        depth=1,
-        heads=1,
-        adapter_hidden=8,
-    )
-    return save_checkpoint(model, d / "clip_net.safetensors"), clip_path
-
-
 class TestClipWeights:
     """--clip-weights reaches a CLIP-guided network; misuse is one clear line."""
 
-    def test_clip_guided_network_fuses_with_given_clip_weights(self, tmp_path, capsys, clip_model_files):
-        ckpt, clip_path = clip_model_files
+    def test_clip_guided_network_fuses_with_given_clip_weights(self, tmp_path, capsys, tiny_clip_checkpoint):
+        ckpt, clip_path = tiny_clip_checkpoint
         ir, vis = write_pair_images(tmp_path, 2)
         out = tmp_path / "out"
         code, _, err = run_cli(

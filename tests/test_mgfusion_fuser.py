@@ -10,7 +10,6 @@ import fusioncam.models.factory as factory
 from fusioncam.errors import FusioncamError
 from fusioncam.fusers import Fuser, create_fuser
 from fusioncam.models import create_model, save_checkpoint
-from fusioncam.models.clip_encoder import save_tiny_clip
 from fusioncam.models.fuser import MGFusionFuser, resolve_device
 
 TINY = dict(width=8, depth=1, heads=2, adapter_hidden=8)
@@ -21,17 +20,6 @@ def noclip_ckpt(tmp_path_factory):
     torch.manual_seed(0)
     m = create_model("mgfusion_fast_noclip", **TINY)
     return save_checkpoint(m, tmp_path_factory.mktemp("w") / "noclip.safetensors")
-
-
-@pytest.fixture(scope="module")
-def clip_setup(tmp_path_factory):
-    d = tmp_path_factory.mktemp("clipw")
-    name, clip_path = save_tiny_clip(d)
-    torch.manual_seed(1)
-    m = create_model(
-        "mgfusion_fast", clip_pretrained=clip_path, clip_model=name, allow_download=False, **TINY
-    )
-    return save_checkpoint(m, d / "clip.safetensors"), clip_path
 
 
 def _u8(seed: int, shape=(37, 53)) -> np.ndarray:
@@ -86,8 +74,8 @@ def test_scale_runs_the_network_smaller_and_returns_full_size(noclip_ckpt, monke
         MGFusionFuser(weights=noclip_ckpt, device="cpu", scale=0)
 
 
-def test_cached_clip_features_give_same_output(clip_setup):
-    ckpt, clip_path = clip_setup
+def test_cached_clip_features_give_same_output(tiny_clip_checkpoint):
+    ckpt, clip_path = tiny_clip_checkpoint
     f = MGFusionFuser(weights=ckpt, device="cpu", clip_weights=clip_path, allow_download=False)
     assert f.uses_clip
     ir, vis = torch.rand(1, 1, 30, 41), torch.rand(1, 1, 30, 41)
@@ -98,8 +86,8 @@ def test_cached_clip_features_give_same_output(clip_setup):
     assert f.fuse(ir8, vis8).shape == (30, 41)
 
 
-def test_clip_checkpoint_without_clip_weights_is_clear(clip_setup, tmp_path):
-    ckpt, _ = clip_setup
+def test_clip_checkpoint_without_clip_weights_is_clear(tiny_clip_checkpoint, tmp_path):
+    ckpt, _ = tiny_clip_checkpoint
     with pytest.raises(FusioncamError, match="CLIP weight file not found"):
         MGFusionFuser(weights=ckpt, device="cpu", clip_weights=str(tmp_path / "nope.safetensors"))
 

@@ -293,8 +293,9 @@ class MainWindow(QMainWindow):
         self.stop_action.setEnabled(state == "running")
         self.record_action.setEnabled(state == "running" or self.record_action.isChecked())
         self.snapshot_action.setEnabled(self._last_frames is not None)
-        self.clip_spin.setEnabled(self.method_box.currentText() == "mgfusion")
-        self.weights_box.setEnabled(self.method_box.currentText() == "mgfusion")
+        network = self.method_box.currentText() == "mgfusion"  # CLIP refresh and weights are its own
+        self.clip_spin.setEnabled(network)
+        self.weights_box.setEnabled(network)
 
     # --- controls ---
     def _method_changed(self, name: str) -> None:
