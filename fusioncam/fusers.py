@@ -29,6 +29,7 @@ __all__ = [
     "create_fuser",
     "list_fusers",
     "fuser_info",
+    "check_clip_weights",
     "check_weights",
     "AverageFuser",
     "MaxIntensityFuser",
@@ -102,6 +103,13 @@ def check_weights(spec: str | os.PathLike) -> None:
     raise FusioncamError(
         f"weights file not found: {os.fspath(spec)} (nor is it a shipped checkpoint: {', '.join(shipped)})"
     )
+
+
+def check_clip_weights(path: str | os.PathLike) -> None:
+    """Fail early on a CLIP weights file that is not there. Unlike network weights there are no shipped
+    CLIP weights to name (they are resolved from the local cache when no file is given)."""
+    if not Path(path).expanduser().is_file():
+        raise FusioncamError(f"CLIP weights file not found: {os.fspath(path)}")
 
 
 def _check_pair(ir: np.ndarray, vis: np.ndarray) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from fusioncam.color import fuse_color, is_color, to_bgr, to_gray
 from fusioncam.errors import FusioncamError
-from fusioncam.fusers import Fuser, check_weights, create_fuser, fuser_info
+from fusioncam.fusers import Fuser, check_clip_weights, check_weights, create_fuser, fuser_info
 from fusioncam.pairing import PairingReport, pair_sources
 from fusioncam.registration import Rig, warp_ir_to_vis
 from fusioncam.sinks import ImageDirSink, check_output_path, open_sink, output_kind
@@ -352,8 +352,7 @@ def fuse_files(
         if clip_weights is not None:
             if info.classical:
                 raise FusioncamError(f"--clip-weights is for network fusers; '{method}' uses no CLIP")
-            if not Path(clip_weights).is_file():
-                raise FusioncamError(f"CLIP weights file not found: {clip_weights}")
+            check_clip_weights(clip_weights)
 
     with contextlib.ExitStack() as stack:
         src_ir = stack.enter_context(_open_file_source(ir, fps, "IR input"))

@@ -224,6 +224,8 @@ class TestBadInput:
             ("camera_input", "camera"),
             ("weights_for_classical", "--weights is for network fusers"),
             ("missing_weights", "weights file not found"),
+            ("missing_clip_weights", "CLIP weights file not found"),
+            ("clip_weights_for_classical", "--clip-weights is for network fusers"),
         ],
     )
     def test_bad_inputs(self, capsys, inputs, case, match):
@@ -244,6 +246,16 @@ class TestBadInput:
             "image_sbs_for_video": [*base, "-o", d / "o.mp4", "--side-by-side", d / "s.png"],
             "weights_for_classical": [*base, "-o", d / "o.mp4", "--weights", i["rig"]],
             "missing_weights": [*base, "-o", d / "o.mp4", "--method", "mgfusion", "--weights", d / "w.pt"],
+            "missing_clip_weights": [
+                *base,
+                "-o",
+                d / "o.mp4",
+                "--method",
+                "mgfusion",
+                "--clip-weights",
+                d / "c.pt",
+            ],
+            "clip_weights_for_classical": [*base, "-o", d / "o.mp4", "--clip-weights", i["rig"]],
             "camera_input": ["--ir", "/dev/video42", "--vis", i["vis"], "-o", d / "o.mp4"],
         }[case]
         self.check_fails(capsys, inputs, args, match)

@@ -122,7 +122,7 @@ def settings_from_args(
 
 def check_settings(settings: Settings) -> None:
     """Everything that can be checked without opening a device or loading a network."""
-    from fusioncam.fusers import check_weights, fuser_info
+    from fusioncam.fusers import check_clip_weights, check_weights, fuser_info
     from fusioncam.registration import Rig
     from fusioncam.sources import classify_spec
 
@@ -146,9 +146,8 @@ def check_settings(settings: Settings) -> None:
     fuser_info(settings.engine.method)
     if settings.engine.weights:
         check_weights(settings.engine.weights)
-    clip = settings.engine.clip_weights
-    if clip and not Path(clip).expanduser().is_file():
-        raise FusioncamError(f"CLIP weights file not found: {clip}")
+    if settings.engine.clip_weights:
+        check_clip_weights(settings.engine.clip_weights)
     if settings.engine.rig:
         Rig.load(Path(settings.engine.rig).expanduser())
 
