@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from fusioncam.errors import FusioncamError
-from fusioncam.registration import Rig
+from fusioncam.registration import Rig, keeps_frame_finite
 
 from .images import content_mask, to_gray8
 from .report import error_stats, transfer_error
@@ -152,11 +152,12 @@ def _resize(img: np.ndarray, f: float) -> np.ndarray:
 
 
 def _plausible(ir_H_vis: np.ndarray, vis_size: tuple[int, int], ir_size: tuple[int, int]) -> bool:
-    """H keeps the VIS frame convex, not folded, and overlapping the IR frame."""
+    """H keeps the VIS frame convex, not folded, and overlapping the IR frame, and the IR frame finite
+    in VIS (what :class:`Rig` requires)."""
     w, h = vis_size
     corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float64).reshape(-1, 1, 2)
     den = ir_H_vis[2, 0] * corners[:, 0, 0] + ir_H_vis[2, 1] * corners[:, 0, 1] + ir_H_vis[2, 2]
-    if np.any(den <= 1e-6):
+    if np.any(den <= 1e-6) or not keeps_frame_finite(np.linalg.inv(ir_H_vis), ir_size):
         return False
     q = cv2.perspectiveTransform(corners, ir_H_vis).reshape(-1, 2)
     if not cv2.isContourConvex(q.astype(np.float32)):
@@ -534,7 +535,7 @@ def register_auto(ir: np.ndarray, vis: np.ndarray, params: AutoParams | None = N
     msg = (
         f"aligned ({model}): {facts}"
         if confident
-        else f"alignment not confident ({facts}; confidence {confidence:.2f} < {p.min_confidence})"
+        else f"alignment not confident ({facts}; confidence {confidence:.3f} < {p.min_confidence})"
     )
     return AutoResult(vis_H_ir, confident, round(confidence, 4), msg, details)
 

@@ -71,6 +71,8 @@ def content_mask(gray: np.ndarray) -> np.ndarray:
 def read_gray(path: str | Path) -> np.ndarray:
     """Read an image file as uint8 gray (16-bit thermal PNG/TIFF included); clear error if unreadable."""
     p = Path(path)
+    if p.is_dir():
+        raise FusioncamError(f"{p} is a folder; give an image file")
     if not p.is_file():
         raise FusioncamError(f"image not found: {p}")
     img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)

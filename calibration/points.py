@@ -81,6 +81,9 @@ def _parse_csv(text: str, src: Path) -> tuple[np.ndarray, np.ndarray]:
         if not all(w in header for w in want):
             raise FusioncamError(f"{src}: CSV header must name columns {', '.join(want)}")
         idx = [header.index(w) for w in want]
+        for n, r in enumerate(rows[1:], start=1):
+            if len(r) < len(header):
+                raise FusioncamError(f"{src}: row {n} has {len(r)} values, the header names {len(header)}")
         rows = [[r[i] for i in idx] for r in rows[1:]]
     out = []
     for n, r in enumerate(rows, start=1):
@@ -140,6 +143,8 @@ def fit_homography(
     vis_pts = np.asarray(vis_pts, np.float64).reshape(-1, 2)
     if method not in ROBUST_METHODS:
         raise FusioncamError(f"unknown fitting method {method!r}; choose {', '.join(ROBUST_METHODS)}")
+    if not (np.isfinite(threshold_px) and threshold_px > 0):
+        raise FusioncamError(f"the inlier threshold must be a positive number of pixels, got {threshold_px}")
     if len(ir_pts) != len(vis_pts):
         raise FusioncamError(f"{len(ir_pts)} IR points but {len(vis_pts)} VIS points")
     if len(ir_pts) < 4:

@@ -54,8 +54,14 @@ def load_split(
         raise FusioncamError(
             f"data split not found at {split_file}; put the shared data there or set FUSIONCAM_DATA"
         )
-    with open(split_file) as f:
-        splits = yaml.safe_load(f)
+    try:
+        splits = yaml.safe_load(split_file.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise FusioncamError(f"cannot read {split_file}: {str(e).splitlines()[0]}") from None
+    if not isinstance(splits, dict):
+        raise FusioncamError(
+            f"{split_file} must map 'train' and 'test' to datasets, got {type(splits).__name__}"
+        )
     if split not in splits or not isinstance(splits[split], dict):
         raise FusioncamError(f"split '{split}' not in {split_file}; choose 'train' or 'test'")
     wanted = datasets or list(splits[split])

@@ -22,7 +22,6 @@ import json
 import math
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -37,6 +36,7 @@ from fusioncam.dataset import PairPath, load_split
 from fusioncam.errors import FusioncamError
 from fusioncam.fusers import Fuser, create_fuser, fuser_info, list_fusers
 from fusioncam.metrics import HIGHER_IS_BETTER, METRIC_NAMES, compute_metrics, to_gray
+from fusioncam.outputs import atomic_write_bytes
 
 __all__ = [
     "ALL_CLASSICAL",
@@ -277,19 +277,9 @@ def evaluate(
 
 
 def _write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path`` and rename it into place when complete."""
+    """Write ``text`` through a temporary file beside ``path``, renamed into place when complete."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FusioncamError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, text.encode("utf-8"))
     return path
 
 

@@ -100,6 +100,10 @@ def check_weights(spec: str | os.PathLike) -> None:
     shipped = shipped_weight_names()
     if os.fspath(spec) in shipped or Path(spec).expanduser().is_file():
         return
+    if Path(spec).expanduser().is_dir():
+        raise FusioncamError(
+            f"weights {os.fspath(spec)} is a folder; give a checkpoint file or a shipped name"
+        )
     raise FusioncamError(
         f"weights file not found: {os.fspath(spec)} (nor is it a shipped checkpoint: {', '.join(shipped)})"
     )

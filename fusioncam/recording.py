@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import queue
 import statistics
 import threading
@@ -37,6 +36,7 @@ import numpy as np
 from fusioncam.color import to_bgr, to_gray
 from fusioncam.config import PALETTES, RecordSettings
 from fusioncam.errors import FusioncamError
+from fusioncam.outputs import atomic_write_bytes
 from fusioncam.sinks import Raw16VideoSink, VideoSink
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
     "SnapshotWriter",
     "Raw16VideoSink",
     "estimate_fps",
-    "atomic_write_bytes",
 ]
 
 RECORDING_FORMAT_VERSION = 1
@@ -130,21 +129,6 @@ def _result_vis(result: Any) -> np.ndarray:
 
 
 # --- atomic file writes ------------------------------------------------------------------------------
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary name in the same folder, then rename."""
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise FusioncamError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def _write_png(path: Path, img: np.ndarray) -> None:

@@ -22,9 +22,22 @@ import yaml
 from fusioncam.config import read_yaml
 from fusioncam.errors import FusioncamError
 
-__all__ = ["Rig", "warp_ir_to_vis", "warp_ir_to_vis_torch", "scale_homography"]
+__all__ = ["Rig", "keeps_frame_finite", "warp_ir_to_vis", "warp_ir_to_vis_torch", "scale_homography"]
 
 RIG_FORMAT_VERSION = 1
+
+
+def keeps_frame_finite(H: np.ndarray, size: tuple[int, int]) -> bool:
+    """Whether ``H`` maps the whole frame of ``size`` (w, h) to finite points on one side of its horizon.
+
+    The projective denominator ``H[2] @ (x, y, 1)`` is affine in (x, y), so it keeps one sign over the
+    frame exactly when it has that sign at the four corners. A real camera pair never puts the horizon
+    of one view inside the other, but a fit to swapped or mis-clicked points can.
+    """
+    w, h = size
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], dtype=np.float64)
+    den = corners @ np.asarray(H, dtype=np.float64)[2]
+    return bool(np.all(den > 1e-9) or np.all(den < -1e-9))
 
 
 @dataclass
@@ -51,13 +64,20 @@ class Rig:
 
     def __post_init__(self) -> None:
         H = np.asarray(self.vis_H_ir, dtype=np.float64)
-        if H.shape != (3, 3) or not np.all(np.isfinite(H)):
-            raise FusioncamError(f"rig homography must be a finite 3x3 matrix, got shape {H.shape}")
+        if H.shape != (3, 3):
+            raise FusioncamError(f"rig homography must be a 3x3 matrix, got shape {H.shape}")
+        if not np.all(np.isfinite(H)):
+            raise FusioncamError("rig homography holds NaN or infinite values")
         if abs(np.linalg.det(H)) < 1e-12:
             raise FusioncamError("rig homography is singular (its determinant is 0)")
         self.vis_H_ir = H / H[2, 2] if abs(H[2, 2]) > 1e-12 else H
         self.ir_size = _size(self.ir_size, "ir_size")
         self.vis_size = _size(self.vis_size, "vis_size")
+        if not keeps_frame_finite(self.vis_H_ir, self.ir_size):
+            raise FusioncamError(
+                "rig homography sends part of the IR frame to infinity (the warped image would fold "
+                "over): no camera pair gives such a mapping, but swapped or mis-clicked point pairs can"
+            )
 
     @classmethod
     def identity(cls, size: tuple[int, int]) -> Rig:

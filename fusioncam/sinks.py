@@ -22,6 +22,7 @@ import numpy as np
 
 from fusioncam.color import to_bgr
 from fusioncam.errors import FusioncamError
+from fusioncam.outputs import check_writable_folder
 
 __all__ = [
     "Sink",
@@ -55,12 +56,17 @@ class Sink(Protocol):
 
 def check_output_path(path: str | Path) -> Path:
     """The path as a :class:`Path`, or :class:`FusioncamError` when its folder is missing or not writable."""
-    path = Path(path)
+    text = os.fspath(path)
+    path = Path(text)
+    if not text.strip() or path.name in ("", ".", ".."):
+        raise FusioncamError(f"output: give a file or folder name, got {text!r}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise FusioncamError(f"output folder {parent} does not exist (create it first)")
-    if not os.access(parent, os.W_OK):
-        raise FusioncamError(f"output folder {parent} is not writable")
+        kind = "is not a folder" if parent.exists() else "does not exist (create it first)"
+        raise FusioncamError(f"output folder {parent} {kind}")
+    check_writable_folder(parent, "output")
+    if path.is_dir():  # a frames folder that exists: its files are replaced in place
+        check_writable_folder(path, "output")
     return path
 
 

@@ -162,9 +162,18 @@ def _read_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[
     except FusioncamError:
         raise
     except Exception as e:
-        raise FusioncamError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+        kind = "safetensors" if path.suffix == ".safetensors" else "PyTorch"
+        raise FusioncamError(
+            f"cannot read checkpoint {path}: not a valid {kind} file ({type(e).__name__}: {e})"
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise FusioncamError(f"{path} does not hold a state dict of tensors")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise FusioncamError(
+            f"checkpoint {path} holds NaN or infinite weights ({', '.join(bad[:3])}): "
+            "a training run that diverged? use an earlier checkpoint"
+        )
     for prefix in ("module.", "_orig_mod."):  # DataParallel/DDP and torch.compile wrappers
         state = {k[len(prefix) :] if k.startswith(prefix) else k: v for k, v in state.items()}
     return state, meta
@@ -247,7 +256,9 @@ def load_model(
     cfg = meta.get("config")
     if cfg is None:
         raise FusioncamError(
-            f"{path} stores no architecture; build it with create_model(name, pretrained='{path}')"
+            f"{path} stores no network architecture, so it was not written by fusioncam (`fusioncam train` "
+            f"writes checkpoints that do; in Python, a bare state dict loads with "
+            f"create_model(name, pretrained='{path}'))"
         )
     clip_weights = None
     if clip_pretrained is not None:

@@ -99,7 +99,13 @@ class MGFusionConfig:
 
     @classmethod
     def from_json(cls, text: str) -> MGFusionConfig:
-        return cls.from_dict(json.loads(text))
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise FusioncamError(f"MGFusion config is not valid JSON ({e})") from None
+        if not isinstance(d, dict):
+            raise FusioncamError(f"MGFusion config must be a JSON object, got {type(d).__name__}")
+        return cls.from_dict(d)
 
 
 def _conv_bn_act(cin: int, cout: int) -> nn.Sequential:

@@ -42,6 +42,7 @@ __all__ = [
     "TrainProgress",
     "TrainResult",
     "lr_at",
+    "preflight",
     "resolve_device",
     "train",
     "fuse_tensor",
@@ -52,6 +53,8 @@ __all__ = [
 
 DECAYS = ("cosine", "linear")
 AMP_MODES = ("none", "fp16", "bf16")
+#: the largest training crop: above any image of the shared data, and a batch of them still fits memory
+MAX_CROP = 2048
 LAMBDA_ON = ("intensity", "gradient")
 
 
@@ -94,7 +97,7 @@ class TrainConfig:
 
         need(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        need(self.crop >= 8, f"crop must be >= 8 pixels, got {self.crop}")
+        need(8 <= self.crop <= MAX_CROP, f"crop must be 8 to {MAX_CROP} pixels, got {self.crop}")
         need(self.max_steps is None or self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}")
         need(0 < self.lr_base and 0 < self.lr_peak, "learning rates must be positive")
         need(0.0 <= self.warmup_frac < 1.0, f"warmup_frac must be in [0, 1), got {self.warmup_frac}")
@@ -159,6 +162,23 @@ def lr_at(
     if decay == "linear":
         return peak + (base - peak) * frac
     raise ValueError(f"unknown decay '{decay}'")
+
+
+def preflight(config: TrainConfig, check_init: bool = True) -> torch.device:
+    """Everything about ``config`` that can fail before any data is read or file written: its values,
+    the device and AMP on it, and (``check_init``; not when resuming) a readable ``init_weights``
+    checkpoint. Returns the device."""
+    from .factory import read_checkpoint_metadata
+
+    config.validate()
+    device = resolve_device(config.device)
+    if config.amp != "none" and device.type != "cuda":
+        raise FusioncamError(f"amp '{config.amp}' needs CUDA; use amp: none on the CPU")
+    if check_init and config.init_weights is not None:
+        if not Path(config.init_weights).is_file():
+            raise FusioncamError(f"init_weights: checkpoint {config.init_weights} not found")
+        read_checkpoint_metadata(config.init_weights)  # unreadable files fail here, not after loading data
+    return device
 
 
 def resolve_device(device: str) -> torch.device:
@@ -303,10 +323,7 @@ def train(
     """
     from .factory import create_model, load_checkpoint
 
-    config.validate()
-    device = resolve_device(config.device)
-    if config.amp != "none" and device.type != "cuda":
-        raise FusioncamError(f"amp '{config.amp}' needs CUDA; use amp: none on the CPU")
+    device = preflight(config, check_init=resume is None)
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)

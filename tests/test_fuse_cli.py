@@ -226,6 +226,8 @@ class TestBadInput:
             ("missing_weights", "weights file not found"),
             ("missing_clip_weights", "CLIP weights file not found"),
             ("clip_weights_for_classical", "--clip-weights is for network fusers"),
+            ("empty_output_name", "give a file or folder name"),
+            ("weights_folder", "is a folder; give a checkpoint file"),
         ],
     )
     def test_bad_inputs(self, capsys, inputs, case, match):
@@ -256,6 +258,8 @@ class TestBadInput:
                 d / "c.pt",
             ],
             "clip_weights_for_classical": [*base, "-o", d / "o.mp4", "--clip-weights", i["rig"]],
+            "empty_output_name": [*base, "-o", ""],
+            "weights_folder": [*base, "-o", d / "o.mp4", "--method", "mgfusion", "--weights", d],
             "camera_input": ["--ir", "/dev/video42", "--vis", i["vis"], "-o", d / "o.mp4"],
         }[case]
         self.check_fails(capsys, inputs, args, match)
@@ -278,23 +282,20 @@ class TestBadInput:
         rc, _, err = run_cli(capsys, "--ir", ir_dir, "--vis", vis_dir, "-o", vis_dir)
         assert rc == 2 and "input" in err
 
-    def test_bad_max_frames_is_rejected_by_the_parser(self, inputs, capsys):
+    @pytest.mark.parametrize(
+        "flag, value, needle",
+        [
+            ("--max-frames", "0", "--max-frames"),
+            ("--fps", "inf", "--fps: must be a finite number > 0"),  # a video writer would hang on it
+            ("--fps", "1e9", "--fps: must be at most 1000"),
+        ],
+    )
+    def test_bad_numbers_are_rejected_by_the_parser(self, inputs, capsys, flag, value, needle):
+        argv = ["fuse", "--ir", str(inputs["ir"]), "--vis", str(inputs["vis"]), "-o", "x.mp4", flag, value]
         with pytest.raises(SystemExit) as e:
-            main(
-                [
-                    "fuse",
-                    "--ir",
-                    str(inputs["ir"]),
-                    "--vis",
-                    str(inputs["vis"]),
-                    "-o",
-                    "x.mp4",
-                    "--max-frames",
-                    "0",
-                ]
-            )
+            main(argv)
         assert e.value.code == 2
-        assert "--max-frames" in capsys.readouterr().err
+        assert needle in capsys.readouterr().err
 
 
 class _FailingFuser:

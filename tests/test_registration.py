@@ -61,6 +61,12 @@ class TestRigYaml:
             ("vis_H_ir: [[1,0,0],[0,1,0],[0,0]]\nir_size: [4, 4]\nvis_size: [4, 4]\n", "vis_H_ir"),
             ("vis_H_ir: [[a,0,0],[0,1,0],[0,0,1]]\nir_size: [4, 4]\nvis_size: [4, 4]\n", "vis_H_ir"),
             ("vis_H_ir: [[0,0,0],[0,0,0],[0,0,1]]\nir_size: [4, 4]\nvis_size: [4, 4]\n", "singular"),
+            (
+                "vis_H_ir: [[.nan,0,0],[0,1,0],[0,0,1]]\nir_size: [4, 4]\nvis_size: [4, 4]\n",
+                "NaN or infinite",
+            ),
+            # the horizon x = 2 crosses the 4x4 IR frame: the warp would fold the image over
+            ("vis_H_ir: [[1,0,0],[0,1,0],[-0.5,0,1]]\nir_size: [4, 4]\nvis_size: [4, 4]\n", "to infinity"),
             ("vis_H_ir: [[1,0,0],[0,1,0],[0,0,1]]\nir_size: big\nvis_size: [4, 4]\n", "ir_size"),
             ("vis_H_ir: [[1,0,0],[0,1,0],[0,0,1]]\nir_size: [4, 4]\nvis_size: [0, 4]\n", "vis_size"),
             (

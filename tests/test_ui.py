@@ -310,6 +310,30 @@ class TestMainWindow:
         assert any(m.startswith("pipeline: ended") for m in w.status_messages)
         assert w.start_action.isEnabled() and w.last_error is None
 
+    def test_pipeline_that_ends_before_its_start_is_adopted_returns_to_idle(
+        self, make_window, qtbot, settings
+    ) -> None:
+        # A source that fails at once (a corrupt image) ends the pipeline inside start(): the "ended"
+        # signal reaches the UI thread before the finished start job does.
+        class EndsAtOnce:
+            engine = None
+
+            def __init__(self, on_status) -> None:
+                self.on_status = on_status
+
+            def start(self) -> None:
+                self.on_status("pipeline", "failed", "IR: cannot decode")
+
+            def stop(self) -> None:
+                pass
+
+            def stats(self) -> dict:
+                return {}
+
+        w = make_window(settings, pipeline_factory=lambda s, on_result, on_status: EndsAtOnce(on_status))
+        qtbot.waitUntil(lambda: w.worker.state == "idle" and w.last_error is not None, timeout=3000)
+        assert "cannot decode" in w.last_error and w.start_action.isEnabled()
+
     def test_start_error_is_shown_not_raised(self, make_window, qtbot, settings, tmp_path) -> None:
         settings.sources.ir = str(tmp_path / "missing.mp4")
         settings.sources.vis = str(tmp_path / "missing2.mp4")

@@ -27,11 +27,15 @@ __all__ = ["run_gui", "save_screenshot"]
 def save_screenshot(window: MainWindow, path: str | Path) -> Path:
     """Grab the window (works offscreen) and save it as PNG through a temporary name."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix or '.png'}")
-    if not window.grab().save(str(tmp)):
-        raise FusioncamError(f"cannot save screenshot to {path}")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not window.grab().save(str(tmp)):
+            raise FusioncamError(f"cannot save screenshot to {path} (Qt could not write {tmp.name})")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise FusioncamError(f"cannot save screenshot to {path}: {e.strerror or e}") from None
     return path
 
 

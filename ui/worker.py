@@ -145,6 +145,7 @@ class PipelineWorker(QObject):
         self._threads: list[threading.Thread] = []
         self.palette = "inferno"
         self.state = "idle"  # idle | starting | running | stopping
+        self._ended_while_starting = False  # the pipeline ended before its start job was adopted
         self.results = 0
         self._times: deque[float] = deque(maxlen=16)  # arrival times of the last results
         self._finished: list[tuple[str, Any, str | None]] = []
@@ -226,6 +227,7 @@ class PipelineWorker(QObject):
         if self.state != "idle":
             return
         self.state = "starting"
+        self._ended_while_starting = False
         snapshot = settings.copy()
 
         def job():
@@ -292,6 +294,10 @@ class PipelineWorker(QObject):
     def _pipeline_ended(self) -> None:
         if self.state == "running":
             self.stop()  # joins the finished threads in the background; then ``stopped``, Start is enabled
+        elif self.state == "starting":
+            # A source that fails at once can end the pipeline before the start job is adopted (both
+            # arrive as queued signals): remember it, or the worker would stay "running" for ever.
+            self._ended_while_starting = True
 
     # --- background jobs ---
     def _background(self, kind: str, job: Callable[[], Any]) -> None:
@@ -336,6 +342,9 @@ class PipelineWorker(QObject):
                 self.method_active.emit(str(getattr(self.engine, "method", "")))
                 if note:
                     self.error.emit(note)
+                if self._ended_while_starting:
+                    self._ended_while_starting = False
+                    self.stop()
             else:  # stopped while starting: stop what was started
                 _stop_pipeline(out[0])
         elif kind == "stop":

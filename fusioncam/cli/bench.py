@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import math
 import shlex
 import sys
-from pathlib import Path
 
 from fusioncam.errors import FusioncamError
 
@@ -90,6 +89,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fusioncam.bench import BenchConfig, default_inputs, format_report, run_bench
+    from fusioncam.outputs import atomic_write_bytes, check_file_outputs
 
     if (args.ir is None) != (args.vis is None):
         raise FusioncamError("give both --ir and --vis, or neither (the built-in sample clips)")
@@ -99,8 +99,10 @@ def run(args: argparse.Namespace) -> int:
         raise FusioncamError(f"unknown mode(s) {', '.join(bad)}; use unpaced and/or paced")
     if args.clip_refresh < 1:
         raise FusioncamError(f"--clip-refresh must be >= 1, got {args.clip_refresh}")
-    if args.seconds <= 0:
-        raise FusioncamError(f"--seconds must be > 0, got {args.seconds}")
+    if not (math.isfinite(args.seconds) and args.seconds > 0):
+        raise FusioncamError(f"--seconds must be a positive number, got {args.seconds}")
+    # checked before the benchmark runs for minutes, not after
+    (json_path,) = check_file_outputs([("--json", args.json)], inputs=[ir, vis, args.rig])
     if args.clip_frames < 0:
         raise FusioncamError(f"--clip-frames must be >= 0, got {args.clip_frames}")
     clip_size = None
@@ -142,12 +144,6 @@ def run(args: argparse.Namespace) -> int:
         else ""
     )
     print(format_report(report, command))
-    if args.json:
-        path = Path(args.json)
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            tmp.write_text(json.dumps(report, indent=2, default=str))
-            os.replace(tmp, path)
-        except OSError as e:
-            raise FusioncamError(f"cannot write {path}: {e.strerror}") from None
+    if json_path is not None:
+        atomic_write_bytes(json_path, json.dumps(report, indent=2, default=str).encode())
     return 0

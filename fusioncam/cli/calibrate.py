@@ -7,13 +7,13 @@ YAML (atomically) and a check image (IR warped onto VIS, atomically too), and pr
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from fusioncam.errors import FusioncamError
+from fusioncam.outputs import atomic_write_bytes, check_file_outputs, check_image_output
 
 __all__ = ["add_arguments", "run"]
 
@@ -96,20 +96,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fusioncam.calibration import format_report
+    from fusioncam.calibration import check_image, format_report
 
-    out = Path(args.output)
-    if not out.parent.is_dir():
-        raise FusioncamError(f"output folder does not exist: {out.parent}")
     if args.method == "points" and args.check and not (args.ir and args.vis):
         raise FusioncamError("--check needs both --ir and --vis images")
+    # Both outputs are checked before anything is read or written: a bad check-image path must not
+    # leave a new rig beside an old check image, nor may either output replace an input.
+    inputs = [getattr(args, name, None) for name in ("points", "ir", "vis")]
+    (out,) = check_file_outputs([("rig file", args.output)], inputs)
+    check = None
+    if args.method != "points" or (args.ir and args.vis):
+        check = Path(args.check) if args.check else out.with_name(out.stem + "_check.png")
+    out, check = check_file_outputs([("rig file", out), ("check image", check)], inputs)
+    if check is not None:
+        check_image_output("check image", check)
     handlers = {"points": _points, "target": _target, "auto": _auto}
     rig, ir_img, vis_img = handlers[args.method](args)
+    check_img = check_image(ir_img, vis_img, rig, mode=args.check_mode) if check is not None else None
     rig.save(out)
     print(f"rig written to {out}")
-    if ir_img is not None and vis_img is not None:
-        check = Path(args.check) if args.check else out.with_name(out.stem + "_check.png")
-        _write_check(check, ir_img, vis_img, rig, args.check_mode)
+    if check is not None:
+        _write_check(check, check_img)
         print(f"check image written to {check}")
     print(format_report(rig))
     return 0
@@ -148,26 +155,19 @@ def _points(args: argparse.Namespace):
 
 
 def _target(args: argparse.Namespace):
-    from fusioncam.calibration import BoardSpec, estimate_from_target, read_frames
+    from fusioncam.calibration import BoardSpec, estimate_from_target
 
     board = BoardSpec.parse(args.board)  # fail on a bad spec before reading any video
-    irs = read_frames(args.ir, every=args.every, limit=args.max_views)
-    viss = read_frames(args.vis, every=args.every, limit=args.max_views)
-    if len(irs) != len(viss):
-        if not (_is_video(args.ir) and _is_video(args.vis)):
-            raise FusioncamError(
-                f"{len(irs)} IR views but {len(viss)} VIS views: give the same number of each"
-            )
-        n = min(len(irs), len(viss))  # two recordings of different length: pair frames from the start
-        print(f"note: the videos give {len(irs)} IR and {len(viss)} VIS views; using the first {n} of each")
-        irs, viss = irs[:n], viss[:n]
+    if args.max_views < 1:
+        raise FusioncamError(f"--max-views must be >= 1, got {args.max_views}")
+    irs, viss = _read_views(args, args.max_views, "views")
     rig, report = estimate_from_target(irs, viss, board, threshold_px=args.threshold, cameras=_cameras(args))
     used = [v["view"] for v in report["per_view"] if v.get("used")]
     return rig, irs[used[0]], viss[used[0]]
 
 
 def _auto(args: argparse.Namespace):
-    from fusioncam.calibration import AutoParams, estimate_auto, read_frames, read_gray
+    from fusioncam.calibration import AutoParams, estimate_auto, read_gray
 
     params = AutoParams(scale_range=_range_arg(args.scale_range))
     if args.min_confidence is not None:
@@ -177,16 +177,30 @@ def _auto(args: argparse.Namespace):
     else:
         if args.pairs < 1:
             raise FusioncamError(f"--pairs must be >= 1, got {args.pairs}")
-        irs = read_frames(args.ir, every=args.every, limit=args.pairs)
-        viss = read_frames(args.vis, every=args.every, limit=args.pairs)
-        n = min(len(irs), len(viss))
-        irs, viss = irs[:n], viss[:n]
+        irs, viss = _read_views(args, args.pairs, "frames")
     rig, report = estimate_auto(irs, viss, params, cameras=_cameras(args))
     best = report.get("best_frame_pair", 0)  # the check image shows the frame pair that won
     return rig, irs[best], viss[best]
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
+def _read_views(args: argparse.Namespace, limit: int, what: str) -> tuple[list, list]:
+    """IR and VIS frames of the same moments: equal counts from folders, the common start of videos."""
+    from fusioncam.calibration import read_frames
+
+    irs = read_frames(args.ir, every=args.every, limit=limit)
+    viss = read_frames(args.vis, every=args.every, limit=limit)
+    if len(irs) != len(viss):
+        if not (_is_video(args.ir) and _is_video(args.vis)):
+            raise FusioncamError(
+                f"{len(irs)} IR {what} but {len(viss)} VIS {what}: give the same number of each"
+            )
+        n = min(len(irs), len(viss))  # two recordings of different length: pair frames from the start
+        print(f"note: the videos give {len(irs)} IR and {len(viss)} VIS {what}; using the first {n} of each")
+        irs, viss = irs[:n], viss[:n]
+    return irs, viss
+
+
 def _is_video(spec: str) -> bool:
     from fusioncam.calibration.images import VIDEO_EXTS
 
@@ -232,18 +246,9 @@ def _range_arg(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def _write_check(path: Path, ir: np.ndarray, vis: np.ndarray, rig, mode: str) -> None:
+def _write_check(path: Path, img: np.ndarray) -> None:
     """Write the check image atomically (temporary name in the same folder, then rename)."""
-    from fusioncam.calibration import check_image
-
-    img = check_image(ir, vis, rig, mode=mode)
-    ext = path.suffix.lower() or ".png"
-    ok, buf = cv2.imencode(ext, img)
-    if not ok:
-        raise FusioncamError(f"cannot encode the check image as {ext}; use .png or .jpg")
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_bytes(buf.tobytes())
-        os.replace(tmp, path)
-    except OSError as e:
-        raise FusioncamError(f"cannot write check image {path}: {e.strerror}") from None
+    ok, buf = cv2.imencode(path.suffix.lower(), img)
+    if not ok:  # pragma: no cover - the extension was checked by check_image_output
+        raise FusioncamError(f"cannot encode the check image as {path.suffix}; use .png or .jpg")
+    atomic_write_bytes(path, buf.tobytes())

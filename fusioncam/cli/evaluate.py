@@ -104,20 +104,20 @@ def format_tables(result: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fusioncam.dataset import default_data_dir
     from fusioncam.evaluate import MAX_WORKERS, evaluate, write_csv, write_json
+    from fusioncam.outputs import check_file_outputs
 
     if not 0 <= args.workers <= MAX_WORKERS:
         raise FusioncamError(f"--workers must be between 0 and {MAX_WORKERS}, got {args.workers}")
     if args.data and not Path(args.data).is_dir():
-        raise FusioncamError(
-            f"data folder {args.data} does not exist (give --data DIR or set FUSIONCAM_DATA)"
-        )
-    for flag, path in (("--csv", args.csv), ("--json", args.json)):
-        # Fail before minutes of work, not after.
-        if path and not Path(path).parent.is_dir():
-            raise FusioncamError(f"{flag} {path}: folder {Path(path).parent} does not exist")
-        if path and Path(path).is_dir():
-            raise FusioncamError(f"{flag} {path} is a folder; give a file name")
+        kind = "is a file, not a folder" if Path(args.data).exists() else "does not exist"
+        raise FusioncamError(f"data folder {args.data} {kind} (give --data DIR or set FUSIONCAM_DATA)")
+    # Fail before minutes of work, not after; and never write into the data being evaluated.
+    data_root = Path(args.data) if args.data else default_data_dir()
+    check_file_outputs(
+        [("--csv", args.csv), ("--json", args.json)], forbidden_dirs=[("data folder", data_root)]
+    )
     show = sys.stderr.isatty()
 
     def progress(done: int, total: int, pair) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import signal
 import sys
 import threading
@@ -28,13 +29,23 @@ def _positive_int(text: str) -> int:
     return v
 
 
+MAX_FPS = 1000.0
+
+
 def _positive_float(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return v
+
+
+def _fps(text: str) -> float:
+    v = _positive_float(text)
+    if v > MAX_FPS:  # video writers reject absurd rates (and the sources treat them as unknown)
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_FPS:g} frames/s, got {text}")
     return v
 
 
@@ -97,7 +108,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frame pairs")
     p.add_argument(
         "--fps",
-        type=_positive_float,
+        type=_fps,
         help="frame rate of image inputs and of a video made from them (default 30)",
     )
 

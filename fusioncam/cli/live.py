@@ -18,6 +18,7 @@ from typing import Any
 
 from fusioncam.config import LAYOUTS, PALETTES, Settings, resolve_settings, user_settings_path
 from fusioncam.errors import FusioncamError
+from fusioncam.outputs import check_file_outputs, check_image_output, check_output_folder
 
 __all__ = ["add_arguments", "add_common_arguments", "run", "display_problem", "settings_from_args", "launch"]
 
@@ -138,14 +139,24 @@ def check_settings(settings: Settings) -> None:
             classify_spec(spec)
         except FusioncamError as e:
             raise FusioncamError(f"{name} source: {e}") from None
-        if spec.startswith("/dev/") and not Path(spec).exists():
+        device = spec
+        if spec.isdigit() and sys.platform.startswith("linux"):
+            device = f"/dev/video{spec}"  # what OpenCV opens for camera index N on Linux (V4L2)
+        if device.startswith("/dev/") and not Path(device).exists():
             present = sorted(str(p) for p in Path("/dev").glob("video*"))
+            which = spec if device == spec else f"{spec} ({device})"
             raise FusioncamError(
-                f"{name} source: camera {spec} not found (cameras here: {', '.join(present) or 'none'})"
+                f"{name} source: camera {which} not found (cameras here: {', '.join(present) or 'none'})"
             )
-    fuser_info(settings.engine.method)
+    info = fuser_info(settings.engine.method)
     if settings.engine.weights:
         check_weights(settings.engine.weights)
+        if not info.classical and Path(settings.engine.weights).expanduser().is_file():
+            # A checkpoint the user named is bad input if it cannot load: refuse it here rather than let
+            # the window fall back to a classical fuser (the fallback is for weights that are missing).
+            from fusioncam.models.factory import load_model
+
+            load_model(Path(settings.engine.weights).expanduser(), attach_clip=False)
     if settings.engine.clip_weights:
         check_clip_weights(settings.engine.clip_weights)
     if settings.engine.rig:
@@ -178,6 +189,13 @@ def launch(
     title: str,
 ) -> int:
     check_settings(settings)
+    if args.record is not None:
+        check_output_folder(Path(settings.record.output_dir).expanduser(), "--record")
+    if args.screenshot is not None:
+        e = settings.engine
+        inputs = [settings.sources.ir, settings.sources.vis, e.rig, e.weights, e.clip_weights]
+        (shot,) = check_file_outputs([("--screenshot", args.screenshot)], inputs)
+        check_image_output("--screenshot", shot)
     problem = display_problem()
     if problem:
         raise FusioncamError(problem)

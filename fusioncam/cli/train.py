@@ -222,18 +222,23 @@ def _resumed_config(resume: Path) -> dict[str, Any] | None:
 
 def run(args: argparse.Namespace) -> int:
     from fusioncam.dataset import load_split
-    from fusioncam.models.train import train
+    from fusioncam.models.train import preflight, train
+    from fusioncam.outputs import check_output_folder
 
     base = None
     if args.resume:
         if not Path(args.resume).is_file():
             raise FusioncamError(f"resume: checkpoint {args.resume} not found")
+        if not args.resume.endswith((".safetensors", ".state.pt")):
+            raise FusioncamError(
+                f"resume: {args.resume} is not a training checkpoint (give the .safetensors or .state.pt "
+                "file that `fusioncam train` writes into the run's checkpoints/ folder)"
+            )
         if not args.config:
             base = _resumed_config(Path(args.resume))
     config = resolve_config(args, base)
     _check_model(config.model)
-    if config.init_weights and not args.resume and not Path(config.init_weights).is_file():
-        raise FusioncamError(f"init_weights: checkpoint {config.init_weights} not found")
+    preflight(config, check_init=not args.resume)
     if args.threads is not None:
         if args.threads < 1:
             raise FusioncamError(f"--threads must be >= 1, got {args.threads}")
@@ -254,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.resume).parent.parent  # continue in the run's own folder
     else:
         out = Path(f"runs/train_{config.model}_{time.strftime('%Y%m%d-%H%M%S')}")
+    check_output_folder(out, "--out")
     saved = _save_config(config, out)
     counts = ", ".join(f"{k} {len(v)}" for k, v in train_groups.items() if v)
     print(f"training {config.model} on {len(pairs)} pairs ({counts}); config saved to {saved}")

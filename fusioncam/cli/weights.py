@@ -10,6 +10,9 @@ are resolved, so what ``where`` reports is exactly what the network will load.
 from __future__ import annotations
 
 import argparse
+import math
+
+from fusioncam.errors import FusioncamError
 
 __all__ = ["add_arguments", "run"]
 
@@ -41,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from fusioncam.models.clip_encoder import clip_weight_candidates, resolve_clip_weights
 
     if args.weights_command == "fetch":
+        if not (math.isfinite(args.timeout) and args.timeout > 0):
+            raise FusioncamError(f"--timeout must be a positive number of seconds, got {args.timeout}")
         # Raises FusioncamError with instructions when offline; the CLI prints it on one line.
         path = resolve_clip_weights(
             args.model, args.pretrained, args.cache_dir, allow_download=True, timeout=args.timeout
@@ -48,7 +53,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"CLIP {args.model}/{args.pretrained}: {path}")
         return 0
 
-    from fusioncam.errors import FusioncamError
     from fusioncam.models.factory import shipped_weights, shipped_weights_dir
 
     print(f"CLIP {args.model}/{args.pretrained} is looked for, in order, in:")
