@@ -24,10 +24,13 @@ VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm")
 def to_gray8(image: np.ndarray) -> np.ndarray:
     """Any OpenCV image (gray/BGR/BGRA, 8/16-bit or float) -> uint8 gray.
 
-    Deeper than 8 bits: a fixed stretch between the 0.5 and 99.5 percentiles of this frame (calibration
-    only; see the module docstring).
+    Single-channel deeper than 8 bits (thermal counts): a stretch between the 0.5 and 99.5 percentiles
+    of this frame (calibration only; see the module docstring). 16-bit colour: scaled 65535 -> 255.
     """
     img = np.asarray(image)
+    if img.dtype == np.uint16 and img.ndim == 3:
+        # a deep colour photo, not thermal counts: the fixed full-range scale, as the sources do
+        img = cv2.convertScaleAbs(img, alpha=255.0 / 65535.0)
     if img.ndim == 3:
         if img.shape[2] == 1:
             img = img[:, :, 0]

@@ -120,7 +120,8 @@ def natural_key(s: str) -> list:
 
 
 def load_image(path: Path, mapper: Thermal16Mapper | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read an image file as (uint8 image, raw uint16 or None); 16-bit files go through ``mapper``.
+    """Read an image file as (uint8 image, raw uint16 or None); 16-bit gray files (thermal counts) go
+    through ``mapper`` and are kept in ``raw``; 16-bit colour files are scaled to 8-bit colour.
 
     Unicode paths work (the bytes are decoded with ``cv2.imdecode``). Alpha is dropped.
     """
@@ -138,8 +139,12 @@ def load_image(path: Path, mapper: Thermal16Mapper | None = None) -> tuple[np.nd
     elif img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
     raw = None
-    if img.dtype == np.uint16:
-        raw = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    if img.dtype == np.uint16 and img.ndim == 3:
+        # A deep colour photo (a visible camera's 16-bit PNG/TIFF), not thermal counts: keep the colour,
+        # with the fixed full-range scale 65535 -> 255 (no per-image stretch).
+        img = cv2.convertScaleAbs(img, alpha=255.0 / 65535.0)
+    elif img.dtype == np.uint16:
+        raw = img
         img = (mapper or Thermal16Mapper())(raw)
     elif img.dtype != np.uint8:
         raise FusioncamError(f"image {path} has pixel type {img.dtype}; only 8- and 16-bit are supported")

@@ -216,6 +216,17 @@ class TestImage:
         with pytest.raises(FusioncamError, match="not found"):
             ImageSource(tmp_path / "x.png")
 
+    def test_16bit_colour_photo_keeps_its_colour(self, tmp_path):
+        """Only single-channel 16-bit images are thermal counts; a deep colour photo stays colour."""
+        bgr8 = np.zeros((12, 16, 3), np.uint8)
+        bgr8[..., 2] = 200  # red
+        bgr8[:, 8:, 0] = 90
+        cv2.imwrite(str(tmp_path / "c16.png"), bgr8.astype(np.uint16) * 257)
+        with open_source(tmp_path / "c16.png") as src:
+            (frame,) = list(src)
+        assert frame.raw is None and frame.image.dtype == np.uint8
+        np.testing.assert_array_equal(frame.image, bgr8)
+
 
 class TestCamera:
     def test_missing_device_is_a_clear_error(self):
