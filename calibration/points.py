@@ -32,6 +32,8 @@ def load_points(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     CSV: columns ``ir_x, ir_y, vis_x, vis_y`` (a header row with those names is optional).
     """
     p = Path(path)
+    if p.is_dir():
+        raise FusioncamError(f"points file {p} is a folder; give a YAML or CSV file")
     if not p.is_file():
         raise FusioncamError(f"points file not found: {p}")
     try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
@@ -253,6 +254,8 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
     if hint is int and isinstance(value, int):
         return value
     if hint is float and isinstance(value, (int, float)):
+        if not math.isfinite(value):  # YAML's .nan/.inf, or "nan" on the command line: never a setting
+            raise FusioncamError(f"{name} must be a finite number, got {value}")
         return float(value)
     if hint is str and isinstance(value, (str, int)):
         return str(value)

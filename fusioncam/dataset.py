@@ -49,6 +49,8 @@ def load_split(
 ) -> dict[str, list[PairPath]]:
     """Pairs of ``split`` ("train" or "test") per dataset, in the order of ``splits.yaml``."""
     root = Path(data_dir) if data_dir else default_data_dir()
+    if root.exists() and not root.is_dir():
+        raise FusioncamError(f"data folder {root} is a file, not a folder")
     split_file = root / "splits.yaml"
     if not split_file.is_file():
         raise FusioncamError(

@@ -111,9 +111,12 @@ def check_writable_folder(folder: Path, what: str) -> None:
         raise FusioncamError(f"{what}: cannot write in folder {folder} ({e.strerror or e})") from None
 
 
-def check_output_folder(folder: Path, what: str) -> None:
+def check_output_folder(folder: PathLike, what: str) -> None:
     """A folder a command will create (with its parents) when missing and write into: it must not be a
     file, and its nearest existing ancestor must be a folder we can write in."""
+    if not os.fspath(folder).strip():
+        raise FusioncamError(f"{what}: give a folder name")
+    folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
         raise FusioncamError(f"{what} {folder} is a file; give a folder")
     existing = folder

@@ -177,6 +177,37 @@ class TestCalibrate:
         msg = one_error(capsys, *argv, "-o", tmp_path / "rig.yaml")
         assert "IR frame to infinity" in msg and not (tmp_path / "rig.yaml").exists()
 
+    def test_auto_folders_must_pair_before_every_thins_them(self, tmp_path, capsys):
+        for name, n in (("ir", 3), ("vis", 1)):
+            (tmp_path / name).mkdir()
+            for i in range(n):
+                cv2.imwrite(str(tmp_path / name / f"{i}.png"), np.zeros((8, 8), np.uint8))
+        argv = [
+            "calibrate",
+            "auto",
+            "--ir",
+            tmp_path / "ir",
+            "--vis",
+            tmp_path / "vis",
+            "-o",
+            tmp_path / "r.yaml",
+        ]
+        assert "3 IR images but 1 VIS images" in one_error(capsys, *argv)  # --every 30 leaves 1 of each
+        msg = one_error(
+            capsys,
+            "calibrate",
+            "points",
+            "--points",
+            tmp_path / "ir",
+            "--ir-size",
+            "8x8",
+            "--vis-size",
+            "8x8",
+            "-o",
+            tmp_path / "r.yaml",
+        )
+        assert "is a folder; give a YAML or CSV file" in msg
+
     def test_target_view_limits(self, tmp_path, capsys):
         (tmp_path / "v").mkdir()
         argv = [
@@ -267,6 +298,8 @@ class TestLive:
         assert "is a folder" in one_error(capsys, *base, "--screenshot", tmp_path)
         assert "cannot write '.xyz'" in one_error(capsys, *base, "--screenshot", tmp_path / "s.xyz")
         assert "--record" in one_error(capsys, *base, "--record", tmp_path / "file")
+        assert "--record: give a folder name" in one_error(capsys, *base, "--record", "")
+        assert "must be a finite number" in one_error(capsys, *base, "--sync-tolerance", "nan")
         assert "camera 99 (/dev/video99) not found" in one_error(capsys, "--ir", "99", "--vis", img)
         assert not (tmp_path / "user" / "settings.yaml").exists()  # nothing bad was saved
 

@@ -187,7 +187,13 @@ def _auto(args: argparse.Namespace):
 def _read_views(args: argparse.Namespace, limit: int, what: str) -> tuple[list, list]:
     """IR and VIS frames of the same moments: equal counts from folders, the common start of videos."""
     from fusioncam.calibration import read_frames
+    from fusioncam.calibration.images import list_images
 
+    if not (_is_video(args.ir) or _is_video(args.vis)):
+        # folders must pair image for image: compare them whole, before --every thins them out
+        n_ir, n_vis = len(list_images(args.ir)), len(list_images(args.vis))
+        if n_ir != n_vis:
+            raise FusioncamError(f"{n_ir} IR images but {n_vis} VIS images: give the same number of each")
     irs = read_frames(args.ir, every=args.every, limit=limit)
     viss = read_frames(args.vis, every=args.every, limit=limit)
     if len(irs) != len(viss):

@@ -190,7 +190,7 @@ def launch(
 ) -> int:
     check_settings(settings)
     if args.record is not None:
-        check_output_folder(Path(settings.record.output_dir).expanduser(), "--record")
+        check_output_folder(settings.record.output_dir, "--record")
     if args.screenshot is not None:
         e = settings.engine
         inputs = [settings.sources.ir, settings.sources.vis, e.rig, e.weights, e.clip_weights]
