@@ -125,6 +125,12 @@ class Rig:
         missing = [k for k in ("vis_H_ir", "ir_size", "vis_size") if k not in d]
         if missing:
             raise FusioncamError(f"{source}: missing key(s) {', '.join(missing)}")
+        version = d.get("format_version", RIG_FORMAT_VERSION)  # files from before the key: version 1
+        if not isinstance(version, int) or isinstance(version, bool) or version > RIG_FORMAT_VERSION:
+            raise FusioncamError(
+                f"{source}: format_version {version!r} is not one this fusioncam reads "
+                f"(up to {RIG_FORMAT_VERSION}); update fusioncam"
+            )
         try:
             H = np.array(d["vis_H_ir"], dtype=np.float64)
         except (TypeError, ValueError) as e:

@@ -78,6 +78,10 @@ class TestRigYaml:
                 "cameras",
             ),
             ("vis_H_ir: [[1,0,0]\n  bad: : yaml", "not valid YAML"),
+            (
+                "vis_H_ir: [[1,0,0],[0,1,0],[0,0,1]]\nir_size: [4,4]\nvis_size: [4,4]\nformat_version: 99\n",
+                "format_version 99 is not one this fusioncam reads",
+            ),
         ],
     )
     def test_malformed_files_give_one_clear_error(self, tmp_path, text, match):
