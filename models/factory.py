@@ -233,12 +233,20 @@ def save_checkpoint(model: MGFusion, path: str | os.PathLike, metadata: dict[str
         from safetensors.torch import save_file
 
         save_file(state, str(tmp), metadata=meta)
+        _usual_permissions(tmp)  # safetensors creates its files private (0600), unlike every other output
     else:
         from dataclasses import asdict
 
         torch.save({"state_dict": state, "config": asdict(model.config), "metadata": meta}, tmp)
     os.replace(tmp, path)
     return path
+
+
+def _usual_permissions(path: Path) -> None:
+    """Give ``path`` the mode a plain ``open()`` would: 0666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def load_model(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 import torch
 
@@ -259,6 +262,9 @@ class TestCheckpoints:
         m.eval()
         path = save_checkpoint(m, tmp_path / f"ck{suffix}", metadata={"epoch": 7, "note": "x"})
         assert path.is_file() and not list(tmp_path.glob("*.partial"))
+        umask = os.umask(0)
+        os.umask(umask)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # readable like any other output
         meta = read_checkpoint_metadata(path)
         assert meta["config"] == m.config and meta["epoch"] == "7" and meta["note"] == "x"
         other = _model(clip_encoder, seed=4)
