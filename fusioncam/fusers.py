@@ -55,23 +55,31 @@ class FuserInfo:
     factory: Callable[..., Fuser]
     description: str
     classical: bool = True
+    #: None for fusers whose output follows the inputs smoothly over time; else why a fused video of
+    #: this fuser flickers (the live app does not offer it; docs/fusers_video.md has the measurements)
+    flickers: str | None = None
 
 
 _REGISTRY: dict[str, FuserInfo] = {}
 
 
-def register_fuser(name: str, description: str, classical: bool = True):
+def register_fuser(name: str, description: str, classical: bool = True, flickers: str | None = None):
     """Class/function decorator adding a fuser factory to the registry under ``name``."""
 
     def deco(factory):
-        _REGISTRY[name] = FuserInfo(name, factory, description, classical)
+        _REGISTRY[name] = FuserInfo(name, factory, description, classical, flickers)
         return factory
 
     return deco
 
 
-def list_fusers(classical_only: bool = False) -> list[str]:
-    return [n for n, i in _REGISTRY.items() if i.classical or not classical_only]
+def list_fusers(classical_only: bool = False, video_only: bool = False) -> list[str]:
+    """Registered names; ``video_only`` leaves out the still-image baselines that flicker on video."""
+    return [
+        n
+        for n, i in _REGISTRY.items()
+        if (i.classical or not classical_only) and (i.flickers is None or not video_only)
+    ]
 
 
 def fuser_info(name: str) -> FuserInfo:
@@ -155,6 +163,7 @@ class MaxIntensityFuser:
     "max_detail",
     "Choose-max-detail rule: per pixel, a smoothed weight picks the source with more local Laplacian "
     "energy (activity-level selection, after Li, Manjunath & Mitra 1995).",
+    flickers="its per-pixel choice of source follows sensor noise from frame to frame",
 )
 class MaxDetailFuser:
     name = "max_detail"
@@ -236,6 +245,7 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
     "gff",
     "Guided filtering based fusion (Li, Kang & Hu, IEEE TIP 2013): base/detail split by a mean filter, "
     "Laplacian-saliency weight maps refined by guided filters per layer.",
+    flickers="its saliency map picks the base layer, and so the brightness of whole regions, per frame",
 )
 class GuidedFilterFuser:
     """GFF with the paper's parameters: mean filter 31x31, saliency |Laplacian| smoothed by a Gaussian

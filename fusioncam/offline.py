@@ -377,11 +377,23 @@ def fuse_files(
                     "(or --max-frames 1)"
                 )
 
+        info = fuser_info(method) if fuser is None else None
+        if info is not None and info.flickers and total != 1:
+            _note(
+                notes, f"{method} is a still-image baseline ({info.flickers}): a fused video of it flickers"
+            )
         if fuser is None:  # built once the inputs are known good: a network fuser is slow to load
             fuser = _make_fuser(method, device, notes, weights, clip_weights)
         method = getattr(fuser, "name", method)
         sinks = [stack.enter_context(open_sink(path, out_fps)) for _what, path in outputs]
-        vis_names = src_vis.files if isinstance(src_vis, ImageSequenceSource) else None
+        vis_names = None
+        if isinstance(src_vis, ImageSequenceSource):
+            # frames take the VIS images' names, unless two share a stem (a.png, a.jpg): then numbers
+            stems = [f.stem for f in src_vis.files]
+            if len(set(stems)) == len(stems):
+                vis_names = src_vis.files
+            elif any(output_kind(p) == "dir" for _w, p in outputs):
+                _note(notes, "VIS images share file names up to the extension: output frames are numbered")
         # Closed first (LIFO): the threads stop before the sinks finalise or abort.
         limited = itertools.islice(pairing, max_frames) if max_frames else pairing
         writer = _WriteBehind() if threads else _WriteNow()

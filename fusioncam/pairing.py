@@ -53,7 +53,7 @@ class PairingReport:
     pairs: int = 0
     ir_unpaired: int = 0  # IR frames in no pair
     vis_unpaired: int = 0  # VIS frames in no pair
-    ir_reused: int = 0  # "time": IR frames that served more than one VIS frame (extra uses)
+    ir_reused: int = 0  # "time": extra uses of IR frames that served more than one VIS frame
     max_skew: float = 0.0  # largest |t_ir - t_vis| of a pair, seconds
     finished: bool = False  # both sources were read to their end
     stopped_early: bool = False  # the caller stopped before the end (e.g. --max-frames)
@@ -89,7 +89,9 @@ class PairingReport:
             if self.ir_unpaired:
                 out.append(f"{self.ir_unpaired} of {self.ir_frames} IR frames were not used")
             if self.ir_reused:
-                out.append(f"{self.ir_reused} IR frames were used for two or more VIS frames (IR is slower)")
+                out.append(
+                    f"IR frames were reused {self.ir_reused} times for further VIS frames (IR is slower)"
+                )
         return out
 
     def summary(self) -> str:

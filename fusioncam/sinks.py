@@ -125,8 +125,10 @@ class ImageSink(_SinkBase):
 class ImageDirSink(_SinkBase):
     """Numbered PNGs (``000000.png``, ...) in a folder, moved into it only when :meth:`close` is called.
 
-    The frames are written into a hidden staging folder beside the destination; ``close()`` creates the
-    destination if needed and moves them in (replacing same-named files), ``abort()`` removes the
+    The frames are written into a hidden staging folder beside the destination; ``close()`` puts that
+    folder in the destination's place, so an existing frames folder is replaced as a whole, like any
+    other output (merging would leave frames of an older, longer run behind the new ones). Because of
+    that, an existing folder is accepted only when it holds nothing but images. ``abort()`` removes the
     staging folder. ``pattern`` formats the frame number.
     """
 
@@ -134,16 +136,26 @@ class ImageDirSink(_SinkBase):
         self.path = check_output_path(path)
         if self.path.exists() and not self.path.is_dir():
             raise FusioncamError(f"{self.path} exists and is not a folder")
+        if self.path.is_dir():
+            other = sorted(p.name for p in self.path.iterdir() if p.suffix.lower() not in IMAGE_OUT_EXTS)
+            if other:
+                raise FusioncamError(
+                    f"frames folder {self.path} holds more than images ({', '.join(other[:3])}); the folder "
+                    "is replaced as a whole, so give an empty or new one"
+                )
         self.pattern = pattern
         self.frames_written = 0
         self._stage = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
         self._names: list[str] = []
+        self._written: set[str] = set()
 
     def write(self, image: np.ndarray, name: str | None = None) -> None:
         """Write one frame as ``name`` (a file name in the folder), or the next numbered name."""
         name = name or self.pattern.format(self.frames_written)
         if Path(name).name != name or name.startswith("."):
             raise FusioncamError(f"frame name {name!r} must be a plain file name")
+        if name in self._written:
+            raise FusioncamError(f"two frames named {name} in {self.path}")
         if not self._names:
             self._stage.mkdir(exist_ok=True)
         ok, buf = cv2.imencode(Path(name).suffix or ".png", image)
@@ -154,16 +166,25 @@ class ImageDirSink(_SinkBase):
         except OSError as e:
             raise FusioncamError(f"cannot write {self._stage / name}: {e.strerror or e}") from None
         self._names.append(name)
+        self._written.add(name)
         self.frames_written += 1
 
     def close(self) -> None:
         if not self._names:
             return
-        self.path.mkdir(exist_ok=True)
-        for name in self._names:
-            os.replace(self._stage / name, self.path / name)
+        old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
+        had_old = self.path.exists()
+        if had_old:
+            os.replace(self.path, old)
+        try:
+            os.replace(self._stage, self.path)
+        except OSError as e:
+            if had_old:
+                os.replace(old, self.path)  # put the older frames back: a failed run changes nothing
+            raise FusioncamError(f"cannot move the frames into {self.path}: {e.strerror or e}") from None
         self._names.clear()
-        shutil.rmtree(self._stage, ignore_errors=True)
+        if had_old:
+            shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:
         shutil.rmtree(self._stage, ignore_errors=True)

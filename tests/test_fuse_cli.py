@@ -180,6 +180,7 @@ class TestHappyPaths:
         )
         assert rc == 0, err
         assert video_info(out) == (3, pytest.approx(22.0), (640, 480))
+        assert "gff is a still-image baseline" in err and "flickers" in err  # said, not refused
 
 
 class TestBadInput:
@@ -276,6 +277,19 @@ class TestBadInput:
         assert rc == 2 and "003.png" in err and len(err.strip().splitlines()) == 1
         assert snapshot(tmp_path) == before
         assert sorted(os.listdir(tmp_path)) == ["ir", "out.avi", "vis"]
+
+    def test_vis_names_that_share_a_stem_give_numbered_frames(self, tmp_path, capsys):
+        ir_dir, vis_dir = write_pair_images(tmp_path, 2)
+        first = sorted(vis_dir.iterdir())[0]
+        cv2.imwrite(str(vis_dir / f"{first.stem}.jpg"), cv2.imread(str(first)))  # one stem twice
+        (ir_dir / "999.png").write_bytes(sorted(ir_dir.iterdir())[0].read_bytes())
+        rc, _, err = run_cli(capsys, "--ir", ir_dir, "--vis", vis_dir, "-o", tmp_path / "out")
+        assert rc == 0 and "output frames are numbered" in err
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+            "000000.png",
+            "000001.png",
+            "000002.png",
+        ]
 
     def test_frames_dir_inside_input_folder_refused(self, tmp_path, capsys):
         ir_dir, vis_dir = write_pair_images(tmp_path, 2)

@@ -101,3 +101,14 @@ def test_guided_filter_smooths_flat_regions_and_keeps_edges():
     out = guided_filter(guide, noisy, radius=4, eps=1e-2)
     assert out[:, 3:17].std() < 0.5 * noisy[:, 3:17].std()  # noise reduced
     assert out[:, 22:].mean() - out[:, :18].mean() > 0.9  # the step is kept
+
+
+def test_the_live_app_is_offered_only_fusers_that_do_not_flicker():
+    """docs/fusers_video.md: gff and max_detail pick a source per pixel and frame and flicker."""
+    from fusioncam.fusers import fuser_info, list_fusers
+
+    live = list_fusers(video_only=True)
+    assert "gff" not in live and "max_detail" not in live
+    assert {"average", "max", "laplacian", "mgfusion"} <= set(live)
+    assert set(list_fusers()) - set(live) == {"gff", "max_detail"}
+    assert all(fuser_info(n).flickers for n in ("gff", "max_detail"))

@@ -59,6 +59,8 @@ class TestBadInput:
             ([*SYN, "--weights", "mgfusion_nope"], "nor is it a shipped checkpoint: mgfusion_fast_noclip"),
             ([*SYN, "--clip-weights", "no_clip.bin"], "CLIP weights file not found: no_clip.bin"),
             ([*SYN, "--sync-tolerance", "-3"], "sync_tolerance_ms must be > 0"),
+            ([*SYN, "--method", "gff"], "gff is a still-image baseline"),
+            ([*SYN, "--method", "max_detail"], "its fused video flickers"),
             ([*SYN, "--quit-after", "0"], "--quit-after must be > 0"),
             (["--vis", "synthetic"], "no --ir source given"),
             (["live"], "run `fusioncam demo`"),

@@ -132,6 +132,30 @@ class TestImageDirSink:
         assert (out / "000000.png").read_bytes() == b"old"
         assert listing(tmp_path) == ["frames"]
 
+    def test_a_shorter_run_replaces_the_whole_folder(self, tmp_path):
+        """Frames of an older, longer run must not stay behind the new ones."""
+        out = tmp_path / "frames"
+        for n in (5, 2):
+            with ImageDirSink(out) as sink:
+                for i in range(n):
+                    sink.write(frame(i))
+        assert listing(out) == ["000000.png", "000001.png"]
+        assert listing(tmp_path) == ["frames"]  # neither the staging nor the old folder left behind
+
+    def test_folder_with_more_than_images_is_refused(self, tmp_path):
+        out = tmp_path / "frames"
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+        with pytest.raises(FusioncamError, match="holds more than images"):
+            ImageDirSink(out)
+        assert (out / "notes.txt").read_text() == "mine"
+
+    def test_two_frames_of_one_name(self, tmp_path):
+        with ImageDirSink(tmp_path / "o") as sink:
+            sink.write(frame(), name="a.png")
+            with pytest.raises(FusioncamError, match="two frames named a.png"):
+                sink.write(frame(), name="a.png")
+
     def test_file_in_the_way(self, tmp_path):
         (tmp_path / "x").write_text("")
         with pytest.raises(FusioncamError, match="not a folder"):

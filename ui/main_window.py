@@ -172,7 +172,7 @@ class MainWindow(QMainWindow):
             tb.addAction(a)
         tb.addSeparator()
 
-        methods = list_fusers()
+        methods = list_fusers(video_only=True)  # still-image baselines would flicker here
         if s.engine.method not in methods:
             methods.append(s.engine.method)
         self.method_box = self._combo(tb, "Method", methods, s.engine.method, self._method_changed)

@@ -149,6 +149,14 @@ def check_settings(settings: Settings) -> None:
                 f"{name} source: camera {which} not found (cameras here: {', '.join(present) or 'none'})"
             )
     info = fuser_info(settings.engine.method)
+    if info.flickers:
+        from fusioncam.fusers import list_fusers
+
+        raise FusioncamError(
+            f"{info.name} is a still-image baseline: {info.flickers}, so its fused video flickers; "
+            f"live, use one of {', '.join(list_fusers(video_only=True))} (`fusioncam fuse` and `eval` do "
+            "take it)"
+        )
     if settings.engine.weights:
         check_weights(settings.engine.weights)
         if not info.classical and Path(settings.engine.weights).expanduser().is_file():
