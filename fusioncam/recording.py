@@ -455,6 +455,9 @@ def _maybe_float(x: Any) -> float | None:
 # --- snapshots -------------------------------------------------------------------------------------------
 
 
+_SNAPSHOT_LOCK = threading.Lock()
+
+
 class SnapshotWriter:
     """Writes one result as PNGs plus a settings JSON into a folder; returns the written paths."""
 
@@ -465,6 +468,12 @@ class SnapshotWriter:
     def write(
         self, result: Any, settings: dict[str, Any] | None = None, stem: str | None = None
     ) -> dict[str, Path]:
+        # Snapshots are written on worker threads: two quick presses must not both find the same stem
+        # free and write over each other, so choosing the stem and writing its files is one step.
+        with _SNAPSHOT_LOCK:
+            return self._write(result, settings, stem)
+
+    def _write(self, result: Any, settings: dict[str, Any] | None, stem: str | None) -> dict[str, Path]:
         try:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:

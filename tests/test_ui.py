@@ -176,7 +176,7 @@ class TestMainWindow:
         assert w.painted - painted <= 2  # one coalesced wake-up (plus at most one that just arrived)
         assert w.last_result.index >= first + 4  # and it painted the newest result, not the next one
 
-    def test_device_change_restarts_the_pipeline(self, make_window, qtbot, settings) -> None:
+    def test_device_change_restarts_a_network_pipeline(self, make_window, qtbot, settings) -> None:
         made = []
         inner = synthetic_factory()
 
@@ -184,11 +184,28 @@ class TestMainWindow:
             made.append(s.engine.device)
             return inner(s, on_result, on_status)
 
+        settings.engine.method = "mgfusion"  # the shipped CPU network: small, loads in well under 1 s
         w = make_window(settings, pipeline_factory=factory)
         wait_frames(qtbot, w)
         w.device_box.setCurrentText("auto")
-        qtbot.waitUntil(lambda: made == ["cpu", "auto"] and w.worker.state == "running", timeout=5000)
+        qtbot.waitUntil(lambda: made == ["cpu", "auto"] and w.worker.state == "running", timeout=10000)
         wait_frames(qtbot, w)
+
+    def test_device_change_leaves_a_classical_pipeline_and_its_recording(
+        self, make_window, qtbot, settings
+    ) -> None:
+        made = []
+        inner = synthetic_factory()
+
+        def factory(s: Settings, on_result, on_status):
+            made.append(s.engine.device)
+            return inner(s, on_result, on_status)
+
+        w = make_window(settings, pipeline_factory=factory, record_on_start=True)
+        qtbot.waitUntil(lambda: w.recorder is not None, timeout=5000)
+        w.device_box.setCurrentText("auto")
+        wait_frames(qtbot, w, 3)
+        assert made == ["cpu"] and w.recorder is not None and settings.engine.device == "auto"
 
     def test_calibration_dialog_uses_live_frames_and_applies_its_rig(
         self, make_window, qtbot, settings
@@ -333,6 +350,34 @@ class TestMainWindow:
         w = make_window(settings, pipeline_factory=lambda s, on_result, on_status: EndsAtOnce(on_status))
         qtbot.waitUntil(lambda: w.worker.state == "idle" and w.last_error is not None, timeout=3000)
         assert "cannot decode" in w.last_error and w.start_action.isEnabled()
+
+    def test_an_error_is_not_hidden_by_the_routine_lines_after_it(self, make_window, qtbot, settings) -> None:
+        w = make_window(settings, pipeline_factory=synthetic_factory())
+        wait_frames(qtbot, w)
+        w.show_error("mgfusion unavailable (no CUDA); fusing with laplacian")
+        w._on_status("VIS: running", False)  # what the sources report right after
+        assert "mgfusion unavailable" in w.message_label.text()
+        assert "VIS: running" in w.status_messages  # still logged
+
+    def test_quick_snapshots_each_get_their_files(self, make_window, qtbot, settings) -> None:
+        w = make_window(settings, pipeline_factory=synthetic_factory())
+        wait_frames(qtbot, w)
+        done = []
+        w._snapshot_done = done.append  # called on the UI thread as each background write finishes
+        for _ in range(3):
+            w.snapshot()
+        qtbot.waitUntil(lambda: len(done) == 3, timeout=5000)
+        stems = {p.name.rsplit("_settings", 1)[0] for d in done for k, p in d.items() if k == "settings"}
+        assert len(stems) == 3 and len(list(Path(settings.record.output_dir).glob("*_settings.json"))) == 3
+
+    def test_calibration_opens_one_dialog(self, make_window, qtbot, settings) -> None:
+        w = make_window(settings, pipeline_factory=synthetic_factory())
+        wait_frames(qtbot, w)
+        w.open_calibration()
+        first = w._calibration_dialog
+        w.open_calibration()
+        assert w._calibration_dialog is first
+        first.close()
 
     def test_start_error_is_shown_not_raised(self, make_window, qtbot, settings, tmp_path) -> None:
         settings.sources.ir = str(tmp_path / "missing.mp4")
@@ -501,3 +546,16 @@ class TestCalibrationDialog:
         dlg.add_point("ir", 30, 22)
         dlg.undo()
         assert len(dlg.ir_points) == 4  # a half pair is undone first
+
+    def test_clearing_the_points_drops_the_rig_made_from_them(self, qtbot) -> None:
+        img = SyntheticSource((W, H), seed=2)
+        img.start()
+        vis_img = img.read().image
+        dlg = CalibrationDialog(vis_img, vis_img.copy())
+        qtbot.addWidget(dlg)
+        for x, y in [(10, 10), (50, 8), (52, 40), (8, 38)]:
+            dlg.add_point("ir", x, y)
+            dlg.add_point("vis", x, y)
+        assert dlg.rig is not None
+        dlg.clear_points()
+        assert dlg.rig is None and dlg.preview_view.frame() is None and dlg.apply() is None

@@ -162,6 +162,11 @@ class CalibrationDialog(QDialog):
     def clear_points(self) -> None:
         self.ir_points.clear()
         self.vis_points.clear()
+        if self.rig is not None and self.rig.method == "points" and not self.rig_path:
+            # the rig came from the points just cleared (not from a file): it goes with them
+            self.rig = None
+            self.report.setPlainText("")
+            self.update_preview()
         self._points_changed()
 
     def _points_changed(self) -> None:

@@ -10,6 +10,7 @@ writing a snapshot) run on background threads; the UI thread only paints and upd
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,11 +32,15 @@ from PyQt6.QtWidgets import (
 from fusioncam.assets import DEFAULT_WEIGHTS, shipped_weight_names
 from fusioncam.config import DEVICES, LAYOUTS, PALETTES, Settings, load_settings, save_settings
 from fusioncam.errors import FusioncamError
-from fusioncam.fusers import list_fusers
+from fusioncam.fusers import fuser_info, list_fusers
 from fusioncam.recording import Recorder, RecordingSummary, SnapshotWriter
 
 from .frame_view import FrameView
 from .worker import PipelineFactory, PipelineWorker
+
+#: seconds an error or the result of a recording or snapshot stays in the status bar before routine
+#: source-state lines may replace it (they come in bursts right after, e.g. "pipeline: stopped")
+STICKY_S = 8.0
 
 __all__ = ["MainWindow", "format_stats"]
 
@@ -102,6 +107,8 @@ class MainWindow(QMainWindow):
         self.last_recording: RecordingSummary | None = None
         self.last_snapshot: dict[str, Path] | None = None
         self.last_error: str | None = None
+        self._sticky_until = 0.0  # until then, routine status lines leave the message bar alone
+        self._calibration_dialog: Any = None
         self.painted = 0
         self.status_messages: list[str] = []  # recent source/pipeline messages (newest last)
         self._last_frames = None
@@ -320,6 +327,8 @@ class MainWindow(QMainWindow):
 
     def _device_changed(self, device: str) -> None:
         self.settings.engine.device = device
+        if fuser_info(self.settings.engine.method).classical:
+            return  # classical fusers run on the CPU whatever the device: no restart, no cut recording
         if self.worker.state == "running":  # the engine owns its device: restart it there
             self._restart_pending = True
             self.stop()
@@ -334,7 +343,7 @@ class MainWindow(QMainWindow):
 
     def _choose_output_dir(self) -> None:
         folder = QFileDialog.getExistingDirectory(
-            self, "Recording and snapshot folder", self.settings.record.output_dir
+            self, "Recording and snapshot folder", str(Path(self.settings.record.output_dir).expanduser())
         )
         if folder:
             self.settings.record.output_dir = folder
@@ -359,7 +368,7 @@ class MainWindow(QMainWindow):
     def _on_status(self, message: str, is_error: bool) -> None:
         if is_error:
             self.show_error(message)
-        else:
+        elif time.monotonic() >= self._sticky_until:  # routine source states never hide an error
             self.message(message, 10000)
         self.status_messages.append(message)
         del self.status_messages[:-50]
@@ -381,8 +390,10 @@ class MainWindow(QMainWindow):
         if text:
             self.stats_label.setText(text)
 
-    def message(self, text: str, timeout_ms: int = 0, error: bool = False) -> None:
-        """Show a message in the status bar (cleared after ``timeout_ms``; 0 keeps it)."""
+    def message(self, text: str, timeout_ms: int = 0, error: bool = False, sticky_s: float = 0.0) -> None:
+        """Show a message in the status bar (cleared after ``timeout_ms``; 0 keeps it). For ``sticky_s``
+        seconds routine status lines (a source running, stopped) do not replace it."""
+        self._sticky_until = time.monotonic() + sticky_s
         self.message_label.setText(text)
         self.message_label.setToolTip(text)
         self.message_label.setStyleSheet("color: #d03030;" if error else "")
@@ -414,7 +425,7 @@ class MainWindow(QMainWindow):
     def show_error(self, message: str) -> None:
         """User errors go to the status bar (and stay until the next message); never a crash."""
         self.last_error = message
-        self.message(f"Error: {message}", error=True)
+        self.message(f"Error: {message}", error=True, sticky_s=STICKY_S)
         self._sync_actions()
 
     # --- recording ---
@@ -461,7 +472,7 @@ class MainWindow(QMainWindow):
             msg = f"recorded {summary.frames} frames at {summary.fps:.2f} fps to {summary.folder}"
             if summary.dropped:
                 msg += f" ({summary.dropped} dropped)"
-            self.message(msg, 10000)
+            self.message(msg, 10000, sticky_s=STICKY_S)
 
     # --- snapshot ---
     def snapshot(self) -> None:
@@ -475,7 +486,7 @@ class MainWindow(QMainWindow):
     def _snapshot_done(self, paths: dict[str, Path]) -> None:
         self.last_snapshot = paths
         folder = next(iter(paths.values())).parent if paths else ""
-        self.message(f"snapshot: {len(paths)} files in {folder}", 10000)
+        self.message(f"snapshot: {len(paths)} files in {folder}", 10000, sticky_s=STICKY_S)
 
     # --- calibration ---
     def live_frames(self) -> tuple[Any, Any] | None:
@@ -485,6 +496,11 @@ class MainWindow(QMainWindow):
 
     def open_calibration(self) -> None:
         from .calibration_dialog import CalibrationDialog
+
+        if self._calibration_dialog is not None and self._calibration_dialog.isVisible():
+            self._calibration_dialog.raise_()  # one dialog: a second click brings it to the front
+            self._calibration_dialog.activateWindow()
+            return
 
         frames = self.live_frames() or (None, None)
         dlg = CalibrationDialog(
