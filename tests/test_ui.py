@@ -191,6 +191,14 @@ class TestMainWindow:
         qtbot.waitUntil(lambda: made == ["cpu", "auto"] and w.worker.state == "running", timeout=10000)
         wait_frames(qtbot, w)
 
+    def test_clip_refresh_is_off_for_weights_without_clip(self, make_window, qtbot, settings) -> None:
+        settings.engine.method = "mgfusion"  # the shipped weights: the network without its CLIP blocks
+        w = make_window(settings, pipeline_factory=synthetic_factory())
+        wait_frames(qtbot, w)
+        assert not w.worker.engine.uses_clip
+        assert not w.clip_spin.isEnabled() and "no CLIP blocks" in w.clip_spin.toolTip()
+        assert w.weights_box.isEnabled()
+
     def test_device_change_leaves_a_classical_pipeline_and_its_recording(
         self, make_window, qtbot, settings
     ) -> None:

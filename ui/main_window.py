@@ -199,7 +199,6 @@ class MainWindow(QMainWindow):
         self.clip_spin.setRange(1, 1000)
         self.clip_spin.setValue(s.engine.clip_refresh)
         self.clip_spin.setSuffix(" frames")
-        self.clip_spin.setToolTip("CLIP features are recomputed every K frames and on a scene change")
         self.clip_spin.valueChanged.connect(self._clip_changed)
         tb.addWidget(self.clip_spin)
         self.palette_box = self._combo(
@@ -301,7 +300,15 @@ class MainWindow(QMainWindow):
         self.record_action.setEnabled(state == "running" or self.record_action.isChecked())
         self.snapshot_action.setEnabled(self._last_frames is not None)
         network = self.method_box.currentText() == "mgfusion"  # CLIP refresh and weights are its own
-        self.clip_spin.setEnabled(network)
+        engine = self.worker.engine
+        # the shipped weights have no CLIP blocks: then there is nothing to refresh (unknown until running)
+        clip = network and (engine is None or engine.method != "mgfusion" or engine.uses_clip)
+        self.clip_spin.setEnabled(clip)
+        self.clip_spin.setToolTip(
+            "CLIP features are recomputed every K frames (and on a scene change)"
+            if clip or not network
+            else "these weights have no CLIP blocks: nothing to refresh"
+        )
         self.weights_box.setEnabled(network)
 
     # --- controls ---
@@ -322,7 +329,7 @@ class MainWindow(QMainWindow):
             self.method_box.blockSignals(True)
             self.method_box.setCurrentText(name)
             self.method_box.blockSignals(False)
-            self._sync_actions()
+        self._sync_actions()  # the new fuser may or may not use CLIP
         # settings.engine.method keeps the user's choice: a fallback (no weights yet) is not saved
 
     def _device_changed(self, device: str) -> None:
