@@ -97,7 +97,7 @@ class CalibrationDialog(QDialog):
         self.mode_box.currentTextChanged.connect(lambda _m: self.update_preview())
         self.report = QPlainTextEdit()
         self.report.setReadOnly(True)
-        self.report.setMaximumHeight(140)
+        self.report.setMaximumHeight(200)  # the 3x3 matrix and the error lines of an automatic estimate
         self.hint = QLabel()
 
         buttons = QHBoxLayout()

@@ -151,7 +151,7 @@ class MainWindow(QMainWindow):
         self._stats_timer.setInterval(500)
         self._stats_timer.timeout.connect(self.update_status)
         self._stats_timer.start()
-        self.resize(1300, 440)  # three 4:3 views side by side, toolbar and status bar
+        self.resize(1260, 440)  # three 4:3 views side by side, toolbar and status bar; fits a 1280 screen
         self._sync_actions()
         if autostart:
             QTimer.singleShot(0, self.start)
@@ -216,6 +216,8 @@ class MainWindow(QMainWindow):
         self.rec_vis_action = self._toggle(menu, "Also record raw VIS", "raw_vis")
         menu.addSeparator()
         menu.addAction(QAction("Output folder...", self, triggered=self._choose_output_dir))
+        rig_menu = self.menuBar().addMenu("R&ig")  # also here: on a narrow window the toolbar hides it
+        rig_menu.addAction(self.calibrate_action)
 
     def _combo(self, tb: QToolBar, label: str, items: list[str], value: str, slot: Callable) -> QComboBox:
         tb.addWidget(QLabel(f" {label} "))
