@@ -288,10 +288,10 @@ def _devices(requested: Sequence[str]) -> tuple[list[str], list[str]]:
             continue
         try:
             out.append(resolve_device(d))
-        except FusioncamError as e:
+        except FusioncamError:
             if explicit:
                 raise
-            notes.append(f"{d}: skipped ({e})")
+            notes.append(f"{d}: not measured, none here (name it with --device to require it)")
     return list(dict.fromkeys(out)), notes
 
 
