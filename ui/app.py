@@ -44,11 +44,14 @@ def _summary(window: MainWindow) -> str:
     stats = window.worker.stats() or {}
     engine = stats.get("engine") or {}
     fps = stats.get("fps") or window.worker.result_rate()
+    rate = f"{fps:.2f} fused/s" if window.worker.results >= 2 else "no rate from one result"
+    live_engine = window.worker.engine
+    device = engine.get("device") or getattr(live_engine, "device", None) or "?"
     return (
-        f"{window.painted} results shown of {window.worker.results} fused; {fps:.2f} fused/s, "
+        f"{window.painted} results shown of {window.worker.results} fused; {rate}, "
         f"latency {float(stats.get('latency_ms_mean') or 0.0):.0f} ms, "
         f"skipped {stats.get('skipped_pairs', 0)}, dropped {stats.get('dropped_pairs', 0)} pairs; "
-        f"{engine.get('method', window.settings.engine.method)} on {engine.get('device', '?')}"
+        f"{engine.get('method', window.settings.engine.method)} on {device}"
     )
 
 
