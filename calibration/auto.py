@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from fusioncam.errors import FusioncamError
-from fusioncam.registration import Rig, keeps_frame_finite
+from fusioncam.registration import MAX_PERSPECTIVE_RATIO, Rig, perspective_ratio
 
 from .images import content_mask, to_gray8
 from .report import error_stats, transfer_error
@@ -157,7 +157,7 @@ def _plausible(ir_H_vis: np.ndarray, vis_size: tuple[int, int], ir_size: tuple[i
     w, h = vis_size
     corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float64).reshape(-1, 1, 2)
     den = ir_H_vis[2, 0] * corners[:, 0, 0] + ir_H_vis[2, 1] * corners[:, 0, 1] + ir_H_vis[2, 2]
-    if np.any(den <= 1e-6) or not keeps_frame_finite(np.linalg.inv(ir_H_vis), ir_size):
+    if np.any(den <= 1e-6) or perspective_ratio(np.linalg.inv(ir_H_vis), ir_size) > MAX_PERSPECTIVE_RATIO:
         return False
     q = cv2.perspectiveTransform(corners, ir_H_vis).reshape(-1, 2)
     if not cv2.isContourConvex(q.astype(np.float32)):

@@ -22,9 +22,37 @@ import yaml
 from fusioncam.config import read_yaml
 from fusioncam.errors import FusioncamError
 
-__all__ = ["Rig", "keeps_frame_finite", "warp_ir_to_vis", "warp_ir_to_vis_torch", "scale_homography"]
+__all__ = [
+    "Rig",
+    "keeps_frame_finite",
+    "perspective_ratio",
+    "MAX_PERSPECTIVE_RATIO",
+    "warp_ir_to_vis",
+    "warp_ir_to_vis_torch",
+    "scale_homography",
+]
 
 RIG_FORMAT_VERSION = 1
+
+
+#: the most the projective denominator may vary over the IR frame (max / min over its corners). A camera
+#: pair gives nearly 1 (a 20 degree rotation between the cameras about 1.6; the 241 ground-truth
+#: homographies of ../shared/data/registration at most 2.15, median 1.03); a fit to bad points that
+#: squeezes one side of the frame to a sliver gives tens.
+MAX_PERSPECTIVE_RATIO = 4.0
+
+
+def perspective_ratio(H: np.ndarray, size: tuple[int, int]) -> float:
+    """Max over min of the projective denominator ``H[2] @ (x, y, 1)`` at the frame's corners (1 for an
+    affine map; the local scale varies by about its cube across the frame). Infinite when the horizon
+    crosses the frame."""
+    w, h = size
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], dtype=np.float64)
+    den = corners @ np.asarray(H, dtype=np.float64)[2]
+    if not (np.all(den > 1e-9) or np.all(den < -1e-9)):
+        return float("inf")
+    den = np.abs(den)
+    return float(den.max() / den.min())
 
 
 def keeps_frame_finite(H: np.ndarray, size: tuple[int, int]) -> bool:
@@ -34,10 +62,7 @@ def keeps_frame_finite(H: np.ndarray, size: tuple[int, int]) -> bool:
     frame exactly when it has that sign at the four corners. A real camera pair never puts the horizon
     of one view inside the other, but a fit to swapped or mis-clicked points can.
     """
-    w, h = size
-    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], dtype=np.float64)
-    den = corners @ np.asarray(H, dtype=np.float64)[2]
-    return bool(np.all(den > 1e-9) or np.all(den < -1e-9))
+    return perspective_ratio(H, size) < float("inf")
 
 
 @dataclass
@@ -77,6 +102,13 @@ class Rig:
             raise FusioncamError(
                 "rig homography sends part of the IR frame to infinity (the warped image would fold "
                 "over): no camera pair gives such a mapping, but swapped or mis-clicked point pairs can"
+            )
+        ratio = perspective_ratio(self.vis_H_ir, self.ir_size)
+        if ratio > MAX_PERSPECTIVE_RATIO:
+            raise FusioncamError(
+                f"rig homography has a perspective no camera pair gives (its scale changes "
+                f"{ratio**3:.0f}-fold across the IR frame): check the point pairs for swapped or "
+                "mis-clicked ones"
             )
 
     @classmethod

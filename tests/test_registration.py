@@ -67,6 +67,11 @@ class TestRigYaml:
             ),
             # the horizon x = 2 crosses the 4x4 IR frame: the warp would fold the image over
             ("vis_H_ir: [[1,0,0],[0,1,0],[-0.5,0,1]]\nir_size: [4, 4]\nvis_size: [4, 4]\n", "to infinity"),
+            # no horizon inside, but one side of a 640 px frame squeezed ~65x: a sliver
+            (
+                "vis_H_ir: [[1,0,0],[0,1,0],[0.1,0,1]]\nir_size: [640, 480]\nvis_size: [640, 480]\n",
+                "perspective",
+            ),
             ("vis_H_ir: [[1,0,0],[0,1,0],[0,0,1]]\nir_size: big\nvis_size: [4, 4]\n", "ir_size"),
             ("vis_H_ir: [[1,0,0],[0,1,0],[0,0,1]]\nir_size: [4, 4]\nvis_size: [0, 4]\n", "vis_size"),
             (
