@@ -22,6 +22,7 @@ __all__ = [
     "check_file_outputs",
     "check_image_output",
     "check_output_folder",
+    "check_parent_folder",
     "check_writable_folder",
     "input_files",
 ]
@@ -83,11 +84,7 @@ def check_file_outputs(
             raise FusioncamError(f"{what}: give a file name, got {text!r}")
         if path.is_dir():
             raise FusioncamError(f"{what} {text} is a folder; give a file name")
-        parent = path.parent
-        if not parent.is_dir():
-            kind = "is not a folder" if parent.exists() else "does not exist (create it first)"
-            raise FusioncamError(f"{what}: folder {parent} {kind}")
-        check_writable_folder(parent, what)
+        check_parent_folder(path, what)
         res = path.resolve()
         if res in ins:
             raise FusioncamError(f"{what} {text} is also an input; choose another name")
@@ -99,6 +96,16 @@ def check_file_outputs(
         seen[res] = what
         paths.append(path)
     return paths
+
+
+def check_parent_folder(path: Path, what: str) -> None:
+    """The folder ``path`` goes into must exist (a typo must not create a tree somewhere) and take a
+    new file."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        kind = "is not a folder" if parent.exists() else "does not exist (create it first)"
+        raise FusioncamError(f"{what}: folder {parent} {kind}")
+    check_writable_folder(parent, what)
 
 
 def check_writable_folder(folder: Path, what: str) -> None:

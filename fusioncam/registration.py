@@ -24,7 +24,6 @@ from fusioncam.errors import FusioncamError
 
 __all__ = [
     "Rig",
-    "keeps_frame_finite",
     "perspective_ratio",
     "MAX_PERSPECTIVE_RATIO",
     "warp_ir_to_vis",
@@ -45,7 +44,8 @@ MAX_PERSPECTIVE_RATIO = 4.0
 def perspective_ratio(H: np.ndarray, size: tuple[int, int]) -> float:
     """Max over min of the projective denominator ``H[2] @ (x, y, 1)`` at the frame's corners (1 for an
     affine map; the local scale varies by about its cube across the frame). Infinite when the horizon
-    crosses the frame."""
+    crosses the frame: a real camera pair never puts it inside the other view, but a fit to swapped or
+    mis-clicked points can."""
     w, h = size
     corners = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], dtype=np.float64)
     den = corners @ np.asarray(H, dtype=np.float64)[2]
@@ -53,16 +53,6 @@ def perspective_ratio(H: np.ndarray, size: tuple[int, int]) -> float:
         return float("inf")
     den = np.abs(den)
     return float(den.max() / den.min())
-
-
-def keeps_frame_finite(H: np.ndarray, size: tuple[int, int]) -> bool:
-    """Whether ``H`` maps the whole frame of ``size`` (w, h) to finite points on one side of its horizon.
-
-    The projective denominator ``H[2] @ (x, y, 1)`` is affine in (x, y), so it keeps one sign over the
-    frame exactly when it has that sign at the four corners. A real camera pair never puts the horizon
-    of one view inside the other, but a fit to swapped or mis-clicked points can.
-    """
-    return perspective_ratio(H, size) < float("inf")
 
 
 @dataclass
@@ -98,12 +88,14 @@ class Rig:
         self.vis_H_ir = H / H[2, 2] if abs(H[2, 2]) > 1e-12 else H
         self.ir_size = _size(self.ir_size, "ir_size")
         self.vis_size = _size(self.vis_size, "vis_size")
-        if not keeps_frame_finite(self.vis_H_ir, self.ir_size):
+        # The denominator H[2] @ (x, y, 1) is affine in (x, y): its sign and spread at the four corners
+        # hold for the whole frame.
+        ratio = perspective_ratio(self.vis_H_ir, self.ir_size)
+        if ratio == float("inf"):
             raise FusioncamError(
                 "rig homography sends part of the IR frame to infinity (the warped image would fold "
                 "over): no camera pair gives such a mapping, but swapped or mis-clicked point pairs can"
             )
-        ratio = perspective_ratio(self.vis_H_ir, self.ir_size)
         if ratio > MAX_PERSPECTIVE_RATIO:
             raise FusioncamError(
                 f"rig homography has a perspective no camera pair gives (its scale changes "

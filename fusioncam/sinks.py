@@ -22,7 +22,7 @@ import numpy as np
 
 from fusioncam.color import to_bgr
 from fusioncam.errors import FusioncamError
-from fusioncam.outputs import check_writable_folder
+from fusioncam.outputs import check_parent_folder, check_writable_folder
 
 __all__ = [
     "Sink",
@@ -60,11 +60,7 @@ def check_output_path(path: str | Path) -> Path:
     path = Path(text)
     if not text.strip() or path.name in ("", ".", ".."):
         raise FusioncamError(f"output: give a file or folder name, got {text!r}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        kind = "is not a folder" if parent.exists() else "does not exist (create it first)"
-        raise FusioncamError(f"output folder {parent} {kind}")
-    check_writable_folder(parent, "output")
+    check_parent_folder(path, "output")
     if path.is_dir():  # a frames folder that exists: its files are replaced in place
         check_writable_folder(path, "output")
     return path
@@ -146,15 +142,14 @@ class ImageDirSink(_SinkBase):
         self.pattern = pattern
         self.frames_written = 0
         self._stage = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
-        self._names: list[str] = []
-        self._written: set[str] = set()
+        self._names: set[str] = set()  # written to the staging folder by this run
 
     def write(self, image: np.ndarray, name: str | None = None) -> None:
         """Write one frame as ``name`` (a file name in the folder), or the next numbered name."""
         name = name or self.pattern.format(self.frames_written)
         if Path(name).name != name or name.startswith("."):
             raise FusioncamError(f"frame name {name!r} must be a plain file name")
-        if name in self._written:
+        if name in self._names:
             raise FusioncamError(f"two frames named {name} in {self.path}")
         if not self._names:
             self._stage.mkdir(exist_ok=True)
@@ -165,8 +160,7 @@ class ImageDirSink(_SinkBase):
             buf.tofile(str(self._stage / name))
         except OSError as e:
             raise FusioncamError(f"cannot write {self._stage / name}: {e.strerror or e}") from None
-        self._names.append(name)
-        self._written.add(name)
+        self._names.add(name)
         self.frames_written += 1
 
     def close(self) -> None:

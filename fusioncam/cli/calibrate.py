@@ -103,11 +103,12 @@ def run(args: argparse.Namespace) -> int:
     # Both outputs are checked before anything is read or written: a bad check-image path must not
     # leave a new rig beside an old check image, nor may either output replace an input.
     inputs = [getattr(args, name, None) for name in ("points", "ir", "vis")]
-    (out,) = check_file_outputs([("rig file", args.output)], inputs)
-    check = None
-    if args.method != "points" or (args.ir and args.vis):
-        check = Path(args.check) if args.check else out.with_name(out.stem + "_check.png")
-    out, check = check_file_outputs([("rig file", out), ("check image", check)], inputs)
+    out, check = Path(args.output), None
+    if args.check:
+        check = Path(args.check)
+    elif out.name and (args.method != "points" or (args.ir and args.vis)):
+        check = out.with_name(out.stem + "_check.png")  # a rig path with no name: its own check says so
+    out, check = check_file_outputs([("rig file", args.output), ("check image", check)], inputs)
     if check is not None:
         check_image_output("check image", check)
     handlers = {"points": _points, "target": _target, "auto": _auto}
