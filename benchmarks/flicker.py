@@ -24,22 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fusioncam.calibration.images import read_frames
 from fusioncam.dataset import default_data_dir
 from fusioncam.fusers import create_fuser, fuser_info, list_fusers
-
-
-def read_gray_frames(path: Path, n: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames: list[np.ndarray] = []
-    try:
-        while len(frames) < n:
-            ok, f = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY))
-    finally:
-        cap.release()
-    return frames
 
 
 def flicker(frames: list[np.ndarray]) -> tuple[float, float]:
@@ -70,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     print("# ratios against the more flickering input of the same clip and frames (1 = as much as it)")
     print(f"{'clip':10s} {'method':11s} {'global':>8s} {'local':>8s}  offered live")
     for clip in args.clips.split(","):
-        ir = read_gray_frames(video / "ir" / f"{clip}.mp4", args.frames)
-        vis = read_gray_frames(video / "vis" / f"{clip}.mp4", args.frames)
+        ir = read_frames(video / "ir" / f"{clip}.mp4", limit=args.frames)
+        vis = read_frames(video / "vis" / f"{clip}.mp4", limit=args.frames)
         n = min(len(ir), len(vis))
         if n < 3:
             print(f"{clip}: fewer than 3 frame pairs, skipped", file=sys.stderr)
