@@ -71,7 +71,7 @@ log "3. CUDA fp16 vs CPU fp32 on real pairs (gray levels of the 8-bit output)" |
 "$PY" - <<'EOF' 2>&1 | tee -a "$OUT/summary.txt"
 import os, numpy as np, torch
 from pathlib import Path
-from fusioncam.dataset import load_split
+from fusioncam.evaluation.dataset import load_split
 from fusioncam.models.fuser import MGFusionFuser
 from fusioncam.calibration.images import read_gray
 if not torch.cuda.is_available():

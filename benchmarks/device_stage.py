@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fusioncam.dataset import default_data_dir, load_split
+from fusioncam.evaluation.dataset import default_data_dir, load_split
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / ".device"

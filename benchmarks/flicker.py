@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 
 from fusioncam.calibration.images import read_frames
-from fusioncam.dataset import default_data_dir
-from fusioncam.fusers import create_fuser, fuser_info, list_fusers
+from fusioncam.evaluation.dataset import default_data_dir
+from fusioncam.processing.fusers import create_fuser, fuser_info, list_fusers
 
 
 def flicker(frames: list[np.ndarray]) -> tuple[float, float]:

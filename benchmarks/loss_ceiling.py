@@ -6,8 +6,8 @@ MGFusion is trained to minimise
 pairs, the image that minimises that loss for each pair. This script computes that image directly, by
 projected gradient descent on the fused image itself (Adam on the pixels, clamped to [0, 1], started
 from ``max(IR, VIS)``, the minimiser of the intensity term), and scores it with the same evaluation as
-every fuser (``fusioncam.evaluate``). So it tells how far the loss's own optimum is from the classical
-fusers on each metric: where it is behind, no amount of training with this loss closes the gap.
+every fuser (``fusioncam.evaluation.evaluate``). So it tells how far the loss's own optimum is from
+the classical fusers on each metric: where it is behind, no amount of training with this loss closes the gap.
 
 The optimum is a per-image optimisation, not a fuser one would ship (seconds per frame, and it sees the
 test image's loss). It is registered as the fuser ``loss_optimum`` for this script only.
@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fusioncam.dataset import load_split
-from fusioncam.evaluate import evaluate, load_pair, write_json
-from fusioncam.fusers import create_fuser, register_fuser
+from fusioncam.evaluation.dataset import load_split
+from fusioncam.evaluation.evaluate import evaluate, load_pair, write_json
 from fusioncam.models.losses import fusion_loss
+from fusioncam.processing.fusers import create_fuser, register_fuser
 
 ARGS = argparse.Namespace(steps=150, lr=0.01, lambda_on="intensity")
 
@@ -68,7 +68,7 @@ def loss_table(
     """Mean training loss of each method's fused output per test dataset, and over the datasets.
 
     ``weights`` (a checkpoint file or shipped name) goes to the network methods only."""
-    from fusioncam.fusers import fuser_info
+    from fusioncam.processing.fusers import fuser_info
 
     fusers = {
         m: create_fuser(m) if weights is None or fuser_info(m).classical else create_fuser(m, weights=weights)

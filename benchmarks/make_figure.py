@@ -21,11 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fusioncam.color import to_bgr
-from fusioncam.dataset import load_split
 from fusioncam.errors import FusioncamError
-from fusioncam.evaluate import load_pair
-from fusioncam.fusers import create_fuser
+from fusioncam.evaluation.dataset import load_split
+from fusioncam.evaluation.evaluate import load_pair
+from fusioncam.processing.color import to_bgr
+from fusioncam.processing.fusers import create_fuser
 
 
 def _tile(img: np.ndarray, height: int, label: str) -> np.ndarray:

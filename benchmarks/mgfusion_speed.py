@@ -187,9 +187,9 @@ def _time_preset(
 
 
 def run(args: argparse.Namespace) -> int:
-    from fusioncam.fusers import create_fuser
     from fusioncam.memory import tune_cpu_allocator
     from fusioncam.models import list_models
+    from fusioncam.processing.fusers import create_fuser
 
     if args.tune_allocator:
         tune_cpu_allocator()

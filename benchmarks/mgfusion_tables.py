@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     res = merge([json.load(open(p)) for p in args.json])
     metrics, hib, methods = res["metrics"], res["higher_is_better"], res["methods"]
-    from fusioncam.fusers import list_fusers
+    from fusioncam.processing.fusers import list_fusers
 
     registered = set(list_fusers(classical_only=True))
     classical = [m for m in methods if m in registered]  # the baselines: registered classical fusers

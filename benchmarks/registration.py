@@ -48,8 +48,8 @@ from fusioncam.calibration import (
 from fusioncam.calibration.auto import patch_agreement
 from fusioncam.calibration.images import content_mask, to_gray8
 from fusioncam.calibration.report import apply_h, transfer_error
-from fusioncam.dataset import default_data_dir
 from fusioncam.errors import FusioncamError
+from fusioncam.evaluation.dataset import default_data_dir
 
 SETS = ("superfusion_roadscene", "roadscene_flir")
 # Reference only (not part of "all"):

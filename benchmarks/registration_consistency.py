@@ -32,7 +32,7 @@ from registration import iter_pairs  # the benchmark beside this script
 
 from fusioncam.calibration import register_auto
 from fusioncam.calibration.report import transfer_error
-from fusioncam.dataset import default_data_dir
+from fusioncam.evaluation.dataset import default_data_dir
 
 
 def main(argv: list[str] | None = None) -> int:

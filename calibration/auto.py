@@ -20,7 +20,8 @@ even edge polarity, so both stages work on gradients:
 Below ``min_confidence`` the result is flagged not confident and :func:`estimate_auto` refuses
 (``FusioncamError``) rather than return a wrong H silently.
 
-Convention: the returned ``vis_H_ir`` maps IR pixels to VIS pixels (see ``fusioncam.registration``).
+Convention: the returned ``vis_H_ir`` maps IR pixels to VIS pixels
+(see ``fusioncam.processing.registration``).
 Internally ECC aligns VIS (the template) to IR (the input), i.e. it estimates ``ir_H_vis``.
 """
 
@@ -35,7 +36,7 @@ import cv2
 import numpy as np
 
 from fusioncam.errors import FusioncamError
-from fusioncam.registration import MAX_PERSPECTIVE_RATIO, Rig, perspective_ratio
+from fusioncam.processing.registration import MAX_PERSPECTIVE_RATIO, Rig, perspective_ratio
 
 from .images import content_mask, to_gray8
 from .report import error_stats, transfer_error

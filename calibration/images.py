@@ -2,7 +2,7 @@
 
 Calibration looks at single still frames, so a 16-bit thermal frame is mapped to 8 bits with one fixed
 min/max stretch of that frame (robust percentiles). That per-image stretch is fine here because nothing
-is shown as video; the live pipeline uses the time-smoothed mapping of ``fusioncam.color`` instead.
+is shown as video; the live pipeline uses the time-smoothed mapping of ``fusioncam.processing.color`` instead.
 """
 
 from __future__ import annotations

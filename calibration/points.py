@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 
 from fusioncam.errors import FusioncamError
-from fusioncam.registration import Rig
+from fusioncam.processing.registration import Rig
 
 from .report import error_stats, point_coverage, residuals
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from fusioncam.errors import FusioncamError
-from fusioncam.registration import Rig
+from fusioncam.processing.registration import Rig
 
 from .images import content_mask, to_gray8
 

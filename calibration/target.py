@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from fusioncam.errors import FusioncamError
-from fusioncam.registration import Rig
+from fusioncam.processing.registration import Rig
 
 from .images import to_gray8
 from .points import fit_homography

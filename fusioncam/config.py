@@ -86,7 +86,7 @@ class EngineSettings:
 
     def fuser_options(self, method: str | None = None) -> dict[str, str]:
         """Keyword arguments for ``create_fuser(method)``: the weight files, for network fusers only."""
-        from fusioncam.fusers import fuser_info
+        from fusioncam.processing.fusers import fuser_info
 
         method = method or self.method
         if fuser_info(method).classical:

@@ -62,7 +62,8 @@ PairPaths = tuple[str | os.PathLike, str | os.PathLike]
 
 
 def as_path_pairs(pairs: Sequence[Any]) -> list[tuple[Path, Path]]:
-    """Accept ``(ir, vis)`` tuples or objects with ``.ir``/``.vis`` (``fusioncam.dataset.PairPath``)."""
+    """Accept ``(ir, vis)`` tuples or objects with ``.ir``/``.vis``
+    (``fusioncam.evaluation.dataset.PairPath``)."""
     out = []
     for p in pairs:
         if hasattr(p, "ir") and hasattr(p, "vis"):

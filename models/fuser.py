@@ -1,4 +1,4 @@
-"""``mgfusion`` as a :class:`fusioncam.fusers.Fuser`: the network behind the uint8 fuser interface.
+"""``mgfusion`` as a :class:`fusioncam.processing.fusers.Fuser`: the network behind the uint8 fuser interface.
 
 ``fuse(ir_u8, vis_u8) -> u8`` for ``fusioncam fuse``/``eval``; ``fuse_tensor``/``encode_clip`` for the
 live engine, which keeps frames as tensors on the device and caches CLIP features over frames.

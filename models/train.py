@@ -317,8 +317,8 @@ def train(
     """Train ``config.model`` on ``pairs_train`` ((ir, vis) paths or PairPath objects).
 
     ``pairs_test`` (a list, or ``{dataset: list}``) is evaluated at the end: mean loss, plus the metrics
-    ``evaluate(ir_u8, vis_u8, fused_u8) -> dict`` returns (the CLI passes fusioncam.metrics; this module
-    does not import the pipeline). ``resume`` is a checkpoint written by an earlier run (its
+    ``evaluate(ir_u8, vis_u8, fused_u8) -> dict`` returns (the CLI passes fusioncam.evaluation.metrics;
+    this module does not import the pipeline). ``resume`` is a checkpoint written by an earlier run (its
     ``.safetensors`` or ``.state.pt``); training continues at its step with identical state.
     """
     from .factory import create_model, load_checkpoint

@@ -23,17 +23,17 @@ RULES = {
             "PyQt6",
             "PySide6",
             "fusioncam.ui",
-            "fusioncam.engine",
-            "fusioncam.sources",
-            "fusioncam.capture",
-            "fusioncam.sync",
-            "fusioncam.sinks",
+            "fusioncam.live.engine",
+            "fusioncam.io.sources",
+            "fusioncam.io.capture",
+            "fusioncam.live.sync",
+            "fusioncam.io.sinks",
             "fusioncam.calibration",
         ),
     ),
     "calibration": (
         "fusioncam.calibration",
-        ("PyQt6", "PySide6", "torch", "fusioncam.models", "fusioncam.engine", "fusioncam.ui"),
+        ("PyQt6", "PySide6", "torch", "fusioncam.models", "fusioncam.live.engine", "fusioncam.ui"),
     ),
 }
 

@@ -108,7 +108,7 @@ def test_bench_on_cuda_without_a_gpu_says_so(tiny_videos, capsys):
 
 def test_classical_fusers_run_once_on_the_cpu_even_when_only_cuda_is_asked_for():
     # the baseline of every ratio must be measured in the same run, whatever the devices
-    from fusioncam.bench import run_plan
+    from fusioncam.evaluation.bench import run_plan
 
     plan = run_plan(["average", "laplacian", "mgfusion"], ["cuda"])
     assert plan == [("cpu", "average"), ("cpu", "laplacian"), ("cuda", "mgfusion")]

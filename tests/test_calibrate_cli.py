@@ -11,7 +11,7 @@ import pytest
 
 from fusioncam.calibration.report import apply_h, transfer_error
 from fusioncam.cli import main
-from fusioncam.registration import Rig
+from fusioncam.processing.registration import Rig
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_calibration_auto import _synthetic_pair  # noqa: E402

@@ -8,7 +8,7 @@ import pytest
 from fusioncam.calibration import check_image, estimate_from_points, load_points
 from fusioncam.calibration.report import apply_h, point_coverage, transfer_error
 from fusioncam.errors import FusioncamError
-from fusioncam.registration import Rig
+from fusioncam.processing.registration import Rig
 
 IR_SIZE, VIS_SIZE = (640, 512), (800, 600)
 H_TRUE = np.array([[1.12, 0.03, 25.0], [-0.02, 1.09, 14.0], [3e-5, -2e-5, 1.0]])

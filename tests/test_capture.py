@@ -1,6 +1,6 @@
 """CaptureThread: drop policy (live vs file), end sentinel, watchdog states, reconnect with backoff.
 
-Fake sources here (not fusioncam.sources) so each behaviour is scripted exactly. No assertion on
+Fake sources here (not fusioncam.io.sources) so each behaviour is scripted exactly. No assertion on
 absolute speed: timeouts are generous and only bound how long a test may wait.
 """
 
@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 
-from fusioncam.capture import CapturedFrame, CaptureThread, FrameBuffer, SourceState
 from fusioncam.errors import FusioncamError
-from fusioncam.frames import Frame
+from fusioncam.io.capture import CapturedFrame, CaptureThread, FrameBuffer, SourceState
+from fusioncam.io.frames import Frame
 
 
 class FakeSource:

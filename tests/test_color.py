@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fusioncam.color import (
+from fusioncam.errors import FusioncamError
+from fusioncam.processing.color import (
     Thermal16Mapper,
     fuse_color,
     is_color,
@@ -14,8 +15,7 @@ from fusioncam.color import (
     to_bgr,
     to_gray,
 )
-from fusioncam.errors import FusioncamError
-from fusioncam.fusers import create_fuser
+from fusioncam.processing.fusers import create_fuser
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ class TestLuminance:
             load_luminance(bad)
 
     def test_real_pairs(self, data_dir):
-        from fusioncam.dataset import load_split
+        from fusioncam.evaluation.dataset import load_split
 
         for ds, pairs in load_split("train", data_dir, ["roadscene", "llvip"]).items():
             ir, vis = load_luminance(pairs[0].ir), load_luminance(pairs[0].vis)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from fusioncam.engine import FusedResult, FusionEngine, LivePipeline
 from fusioncam.errors import FusioncamError
-from fusioncam.frames import Frame, FramePair
-from fusioncam.registration import Rig, warp_ir_to_vis
+from fusioncam.io.frames import Frame, FramePair
+from fusioncam.live.engine import FusedResult, FusionEngine, LivePipeline
+from fusioncam.processing.registration import Rig, warp_ir_to_vis
 
 H, W = 48, 64
 
@@ -101,9 +101,9 @@ class TestEngineClassical:
         chroma_err = np.abs(y_out[..., 1:].astype(int) - y_vis[..., 1:].astype(int))
         assert np.mean(chroma_err <= 3) > 0.98  # a few pixels clip at the edge of the gamut
         assert r.ir_registered.ndim == 2
-        # the same colour recombination as fusioncam.color.fuse_color (offline `fuse`), bit for bit
-        from fusioncam.color import fuse_color
-        from fusioncam.fusers import create_fuser
+        # the same colour recombination as fusioncam.processing.color.fuse_color (offline `fuse`), bit for bit
+        from fusioncam.processing.color import fuse_color
+        from fusioncam.processing.fusers import create_fuser
 
         np.testing.assert_array_equal(r.fused, fuse_color(create_fuser("max"), ir, vis))
 

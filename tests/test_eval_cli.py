@@ -9,9 +9,9 @@ import math
 import pytest
 
 from fusioncam.cli import main
-from fusioncam.evaluate import ALL_CLASSICAL, evaluate, resolve_methods
-from fusioncam.fusers import list_fusers
-from fusioncam.metrics import METRIC_NAMES
+from fusioncam.evaluation.evaluate import ALL_CLASSICAL, evaluate, resolve_methods
+from fusioncam.evaluation.metrics import METRIC_NAMES
+from fusioncam.processing.fusers import list_fusers
 
 
 def _one_line_error(capsys, needle: str) -> str:
@@ -141,10 +141,10 @@ def _eval_argv(data_dir, *extra):
 
 
 def test_weights_are_used_and_named_after_the_checkpoint(data_dir, tiny_ckpt, tmp_path, capsys):
-    from fusioncam.dataset import load_split
-    from fusioncam.evaluate import load_pair
-    from fusioncam.fusers import create_fuser
-    from fusioncam.metrics import compute_metrics, to_gray
+    from fusioncam.evaluation.dataset import load_split
+    from fusioncam.evaluation.evaluate import load_pair
+    from fusioncam.evaluation.metrics import compute_metrics, to_gray
+    from fusioncam.processing.fusers import create_fuser
 
     out_json = tmp_path / "m.json"
     argv = _eval_argv(data_dir, "--method", "mgfusion", "--method", "average", "--weights", str(tiny_ckpt))

@@ -12,9 +12,9 @@ import pytest
 
 from fusioncam.cli import main
 from fusioncam.errors import FusioncamError
-from fusioncam.offline import compose_side_by_side, fuse_files
+from fusioncam.offline.fuse import compose_side_by_side, fuse_files
+from fusioncam.processing.registration import Rig
 from fusioncam.progress import ProgressBar, format_seconds
-from fusioncam.registration import Rig
 
 SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples"
 
@@ -359,7 +359,7 @@ class TestInterruptedRuns:
         assert sorted(os.listdir(tmp_path)) == ["ir.avi", "vis.avi"]
 
     def test_ctrl_c_exits_130_and_leaves_nothing(self, tmp_path, videos, capsys, monkeypatch):
-        import fusioncam.offline as offline
+        import fusioncam.offline.fuse as offline
 
         real = offline._make_fuser
         monkeypatch.setattr(offline, "_make_fuser", lambda *a: _FailingFuser(at=5, exc=KeyboardInterrupt()))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fusioncam.errors import FusioncamError
-from fusioncam.fusers import Fuser, create_fuser, fuser_info, guided_filter, list_fusers
+from fusioncam.processing.fusers import Fuser, create_fuser, fuser_info, guided_filter, list_fusers
 
 CLASSICAL = list_fusers(classical_only=True)
 
@@ -105,7 +105,7 @@ def test_guided_filter_smooths_flat_regions_and_keeps_edges():
 
 def test_the_live_app_is_offered_only_fusers_that_do_not_flicker():
     """docs/fusers_video.md: gff and max_detail pick a source per pixel and frame and flicker."""
-    from fusioncam.fusers import fuser_info, list_fusers
+    from fusioncam.processing.fusers import fuser_info, list_fusers
 
     live = list_fusers(video_only=True)
     assert "gff" not in live and "max_detail" not in live

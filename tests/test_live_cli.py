@@ -13,7 +13,7 @@ import pytest
 from fusioncam.cli import main
 from fusioncam.cli.live import display_problem
 from fusioncam.config import load_settings
-from fusioncam.registration import Rig
+from fusioncam.processing.registration import Rig
 
 ROOT = Path(__file__).resolve().parents[1]
 SYN = [

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from fusioncam import metrics as M
 from fusioncam.errors import FusioncamError
-from fusioncam.fusers import create_fuser
+from fusioncam.evaluation import metrics as M
+from fusioncam.processing.fusers import create_fuser
 
 TG, TA = 0.9994, 0.9879
 # Q_AB/F of F == IR == VIS on whole gray levels: strength term Tg (reference quirk), orientation term

@@ -8,9 +8,9 @@ import torch
 
 import fusioncam.models.factory as factory
 from fusioncam.errors import FusioncamError
-from fusioncam.fusers import Fuser, create_fuser
 from fusioncam.models import create_model, save_checkpoint
 from fusioncam.models.fuser import MGFusionFuser, resolve_device
+from fusioncam.processing.fusers import Fuser, create_fuser
 
 TINY = dict(width=8, depth=1, heads=2, adapter_hidden=8)
 

@@ -1,6 +1,6 @@
 """Where commands may write: checks made before anything is computed or written.
 
-The unit tests cover :mod:`fusioncam.outputs`; the command tests hold every command that writes files
+The unit tests cover :mod:`fusioncam.io.outputs`; the command tests hold every command that writes files
 to the rule "an input is never overwritten, and a failure leaves older outputs as they were".
 """
 
@@ -17,7 +17,7 @@ import yaml
 
 from fusioncam.cli import main
 from fusioncam.errors import FusioncamError
-from fusioncam.outputs import (
+from fusioncam.io.outputs import (
     atomic_write_bytes,
     check_file_outputs,
     check_image_output,
@@ -42,7 +42,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-# --- fusioncam.outputs --------------------------------------------------------------------------------------
+# --- fusioncam.io.outputs --------------------------------------------------------------------------------
 class TestCheckFileOutputs:
     def test_paths_come_back_and_none_stays_none(self, tmp_path):
         a, b = check_file_outputs([("table", tmp_path / "a.csv"), ("json", None)])

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from fusioncam.errors import FusioncamError
-from fusioncam.frames import Frame
-from fusioncam.pairing import fps_differ, pair_sources
-from fusioncam.sources import SyntheticSource
+from fusioncam.io.frames import Frame
+from fusioncam.io.sources import SyntheticSource
+from fusioncam.offline.pairing import fps_differ, pair_sources
 
 
 def started(**kw) -> SyntheticSource:

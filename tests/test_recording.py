@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 
 from fusioncam.config import RecordSettings
-from fusioncam.engine import FusionEngine
 from fusioncam.errors import FusioncamError
-from fusioncam.frames import FramePair
-from fusioncam.recording import (
+from fusioncam.io.frames import FramePair
+from fusioncam.io.recording import (
     Recorder,
     SnapshotWriter,
     apply_palette,
     compose_side_by_side,
     estimate_fps,
 )
-from fusioncam.sources import SyntheticSource
+from fusioncam.io.sources import SyntheticSource
+from fusioncam.live.engine import FusionEngine
 
 W, H = 64, 48
 

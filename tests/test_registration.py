@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from fusioncam.errors import FusioncamError
-from fusioncam.registration import Rig, scale_homography, warp_ir_to_vis, warp_ir_to_vis_torch
+from fusioncam.processing.registration import Rig, scale_homography, warp_ir_to_vis, warp_ir_to_vis_torch
 
 H = np.array([[1.05, 0.03, 4.0], [-0.02, 0.98, -3.0], [1e-4, -5e-5, 1.0]])
 

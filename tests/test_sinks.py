@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fusioncam.errors import FusioncamError
-from fusioncam.sinks import ImageDirSink, ImageSink, VideoSink, open_sink, output_kind
+from fusioncam.io.sinks import ImageDirSink, ImageSink, VideoSink, open_sink, output_kind
 
 
 def frame(v: int = 100, size=(40, 30), color=False) -> np.ndarray:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from fusioncam.errors import FusioncamError
-from fusioncam.frames import Frame
-from fusioncam.sources import (
+from fusioncam.io.frames import Frame
+from fusioncam.io.sources import (
     CameraSource,
     ImageSequenceSource,
     ImageSource,
@@ -367,7 +367,7 @@ class TestCameraWithFakeDevice:
 
     def test_capture_thread_reconnects_an_unplugged_camera(self, fake_camera):
         """Through the capture thread: after the camera drops, it is reopened and frames flow again."""
-        from fusioncam.capture import CaptureThread
+        from fusioncam.io.capture import CaptureThread
 
         fake_camera.update(unplug_after=3)
         thread = CaptureThread(

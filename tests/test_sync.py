@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from fusioncam.errors import FusioncamError
-from fusioncam.frames import Frame
-from fusioncam.sync import Synchronizer
+from fusioncam.io.frames import Frame
+from fusioncam.live.sync import Synchronizer
 
 IMG = np.zeros((2, 2), np.uint8)
 

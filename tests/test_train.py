@@ -52,7 +52,7 @@ class TestLrAt:
 
 
 def _pairs(data_dir, n=4, dataset="roadscene"):
-    from fusioncam.dataset import load_split
+    from fusioncam.evaluation.dataset import load_split
 
     return load_split("train", data_dir, [dataset])[dataset][:n]
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from fusioncam.config import Settings, load_settings
-from fusioncam.engine import FusionEngine, LivePipeline
-from fusioncam.frames import FramePair
-from fusioncam.registration import Rig
-from fusioncam.sources import SyntheticSource
+from fusioncam.io.frames import FramePair
+from fusioncam.io.sources import SyntheticSource
+from fusioncam.live.engine import FusionEngine, LivePipeline
+from fusioncam.processing.registration import Rig
 from fusioncam.ui.calibration_dialog import CalibrationDialog
 from fusioncam.ui.frame_view import FrameView
 from fusioncam.ui.main_window import MainWindow, format_stats

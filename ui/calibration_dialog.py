@@ -34,7 +34,7 @@ from PyQt6.QtWidgets import (
 )
 
 from fusioncam.errors import FusioncamError
-from fusioncam.registration import Rig
+from fusioncam.processing.registration import Rig
 
 from .frame_view import FrameView
 

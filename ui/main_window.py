@@ -3,7 +3,7 @@
 The window holds no pipeline state of its own: the settings are a :class:`fusioncam.config.Settings`
 object (the same the CLI builds and the per-user file stores), the pipeline lives in
 :class:`~fusioncam.ui.worker.PipelineWorker`, and recording/snapshots are the pure-Python
-:mod:`fusioncam.recording`. Slow actions (start, stop, switching method, finalising a recording,
+:mod:`fusioncam.io.recording`. Slow actions (start, stop, switching method, finalising a recording,
 writing a snapshot) run on background threads; the UI thread only paints and updates labels.
 """
 
@@ -32,8 +32,8 @@ from PyQt6.QtWidgets import (
 from fusioncam.assets import DEFAULT_WEIGHTS, shipped_weight_names
 from fusioncam.config import DEVICES, LAYOUTS, PALETTES, Settings, load_settings, save_settings
 from fusioncam.errors import FusioncamError
-from fusioncam.fusers import fuser_info, list_fusers
-from fusioncam.recording import Recorder, RecordingSummary, SnapshotWriter
+from fusioncam.io.recording import Recorder, RecordingSummary, SnapshotWriter
+from fusioncam.processing.fusers import fuser_info, list_fusers
 
 from .frame_view import FrameView
 from .worker import PipelineFactory, PipelineWorker

@@ -23,11 +23,11 @@ from typing import Any, Protocol
 import numpy as np
 from PyQt6.QtCore import QObject, Qt, pyqtSignal
 
-from fusioncam.color import to_bgr
 from fusioncam.config import Settings
 from fusioncam.errors import FusioncamError
-from fusioncam.fusers import fuser_info
-from fusioncam.recording import apply_palette
+from fusioncam.io.recording import apply_palette
+from fusioncam.processing.color import to_bgr
+from fusioncam.processing.fusers import fuser_info
 
 __all__ = ["DisplayFrames", "PipelineLike", "PipelineFactory", "PipelineWorker", "build_pipeline"]
 
@@ -52,9 +52,9 @@ PipelineFactory = Callable[[Settings, Callable[[Any], None], Callable[..., None]
 
 def build_pipeline(settings: Settings, on_result: Callable[[Any], None], on_status: Callable[..., None]):
     """The real pipeline: two sources, the fusion engine and the live pipeline around them."""
-    from fusioncam.engine import FusionEngine, LivePipeline
-    from fusioncam.registration import Rig
-    from fusioncam.sources import open_source
+    from fusioncam.io.sources import open_source
+    from fusioncam.live.engine import FusionEngine, LivePipeline
+    from fusioncam.processing.registration import Rig
 
     s = settings
     rig = Rig.load(s.engine.rig) if s.engine.rig else None

@@ -1,6 +1,6 @@
 """``fusioncam bench``: throughput and latency of the live pipeline per method, stage and device.
 
-A thin shell over :func:`fusioncam.bench.run_bench`: flags in, progress on stderr, the tables on
+A thin shell over :func:`fusioncam.evaluation.bench.run_bench`: flags in, progress on stderr, the tables on
 stdout, and the JSON report (written to a temporary name, renamed when complete) with ``--json``.
 """
 
@@ -88,8 +88,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fusioncam.bench import BenchConfig, default_inputs, format_report, run_bench
-    from fusioncam.outputs import atomic_write_bytes, check_file_outputs
+    from fusioncam.evaluation.bench import BenchConfig, default_inputs, format_report, run_bench
+    from fusioncam.io.outputs import atomic_write_bytes, check_file_outputs
 
     if (args.ir is None) != (args.vis is None):
         raise FusioncamError("give both --ir and --vis, or neither (the built-in sample clips)")
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rig in ("synthetic", "none"):
         rig = None if args.rig == "none" else "synthetic"
     else:
-        from fusioncam.registration import Rig
+        from fusioncam.processing.registration import Rig
 
         rig = Rig.load(args.rig)
     cfg = BenchConfig(

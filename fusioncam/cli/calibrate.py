@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from fusioncam.errors import FusioncamError
-from fusioncam.outputs import atomic_write_bytes, check_file_outputs, check_image_output
+from fusioncam.io.outputs import atomic_write_bytes, check_file_outputs, check_image_output
 
 __all__ = ["add_arguments", "run"]
 

@@ -1,8 +1,8 @@
 """``fusioncam eval``: the six fusion metrics of one or more methods on the shared split.
 
-A thin shell over :func:`fusioncam.evaluate.evaluate`: it parses the flags, shows progress on stderr,
-prints one table per dataset (rows: methods; columns: the metrics, an arrow saying which way is better)
-and the mean over datasets, and writes the CSV/JSON files when asked (atomically: temp name + rename).
+A thin shell over :func:`fusioncam.evaluation.evaluate.evaluate`: it parses the flags, shows progress on
+stderr, prints one table per dataset (rows: methods; columns: the metrics, an arrow saying which way is
+better) and the mean over datasets, and writes the CSV/JSON files when asked (atomically: temp name + rename).
 ``--weights FILE`` evaluates a checkpoint of the network fuser (a training run's, an ablation's) beside
 the shipped one, shown as ``mgfusion[<file stem>]`` or ``--label NAME``.
 """
@@ -104,9 +104,9 @@ def format_tables(result: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fusioncam.dataset import default_data_dir
-    from fusioncam.evaluate import MAX_WORKERS, evaluate, write_csv, write_json
-    from fusioncam.outputs import check_file_outputs
+    from fusioncam.evaluation.dataset import default_data_dir
+    from fusioncam.evaluation.evaluate import MAX_WORKERS, evaluate, write_csv, write_json
+    from fusioncam.io.outputs import check_file_outputs
 
     if not 0 <= args.workers <= MAX_WORKERS:
         raise FusioncamError(f"--workers must be between 0 and {MAX_WORKERS}, got {args.workers}")

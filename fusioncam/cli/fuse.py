@@ -1,6 +1,6 @@
 """``fusioncam fuse``: fuse IR/VIS images, image folders or videos offline.
 
-A thin shell over :func:`fusioncam.offline.fuse_files`: parse, draw a progress bar, print the summary
+A thin shell over :func:`fusioncam.offline.fuse.fuse_files`: parse, draw a progress bar, print the summary
 and the warnings (pairing mismatches, size differences) on stderr.
 """
 
@@ -14,7 +14,7 @@ import sys
 import threading
 
 from fusioncam.errors import FusioncamError
-from fusioncam.pairing import PAIR_RULES
+from fusioncam.offline.pairing import PAIR_RULES
 
 __all__ = ["add_arguments", "run"]
 
@@ -50,8 +50,8 @@ def _fps(text: str) -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from fusioncam.fusers import list_fusers
-    from fusioncam.offline import DEFAULT_METHOD
+    from fusioncam.offline.fuse import DEFAULT_METHOD
+    from fusioncam.processing.fusers import list_fusers
 
     p.add_argument(
         "--ir",
@@ -132,7 +132,7 @@ def _terminate_as_interrupt():
 
 
 def run(args: argparse.Namespace) -> int:
-    from fusioncam.offline import fuse_files
+    from fusioncam.offline.fuse import fuse_files
     from fusioncam.progress import ProgressBar
 
     bar: ProgressBar | None = None

@@ -18,7 +18,7 @@ from typing import Any
 
 from fusioncam.config import LAYOUTS, PALETTES, Settings, resolve_settings, user_settings_path
 from fusioncam.errors import FusioncamError
-from fusioncam.outputs import check_file_outputs, check_image_output, check_output_folder
+from fusioncam.io.outputs import check_file_outputs, check_image_output, check_output_folder
 
 __all__ = ["add_arguments", "add_common_arguments", "run", "display_problem", "settings_from_args", "launch"]
 
@@ -28,7 +28,7 @@ _HEADLESS_PLATFORMS = ("offscreen", "minimal", "vnc", "eglfs", "linuxfb", "vkkhr
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by ``live`` and ``demo``."""
     g = parser.add_argument_group("fusion")
-    from fusioncam.fusers import list_fusers  # no torch: the registry only
+    from fusioncam.processing.fusers import list_fusers  # no torch: the registry only
 
     g.add_argument("--method", help=f"fusion method: {', '.join(list_fusers())}")
     g.add_argument(
@@ -123,9 +123,9 @@ def settings_from_args(
 
 def check_settings(settings: Settings) -> None:
     """Everything that can be checked without opening a device or loading a network."""
-    from fusioncam.fusers import check_clip_weights, check_weights, fuser_info
-    from fusioncam.registration import Rig
-    from fusioncam.sources import classify_spec
+    from fusioncam.io.sources import classify_spec
+    from fusioncam.processing.fusers import check_clip_weights, check_weights, fuser_info
+    from fusioncam.processing.registration import Rig
 
     s = settings.sources
     if not s.ir or not s.vis:
@@ -150,7 +150,7 @@ def check_settings(settings: Settings) -> None:
             )
     info = fuser_info(settings.engine.method)
     if info.flickers:
-        from fusioncam.fusers import list_fusers
+        from fusioncam.processing.fusers import list_fusers
 
         raise FusioncamError(
             f"{info.name} is a still-image baseline: {info.flickers}, so its fused video flickers; "

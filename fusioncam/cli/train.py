@@ -5,7 +5,7 @@ Configuration is layered, lowest first: :class:`~fusioncam.models.train.TrainCon
 one), then command-line flags. The resolved configuration is written to ``OUT/config.yaml`` before
 training starts, so every run can be repeated with ``fusioncam train --config OUT/config.yaml``.
 
-At the end the model is evaluated on the test split with :func:`fusioncam.metrics.compute_metrics`
+At the end the model is evaluated on the test split with :func:`fusioncam.evaluation.metrics.compute_metrics`
 (passed to the library as a callback: ``fusioncam.models`` never imports the pipeline).
 """
 
@@ -186,7 +186,7 @@ class _TrainProgress:
 
 def _metrics_callback():
     try:
-        from fusioncam.metrics import compute_metrics
+        from fusioncam.evaluation.metrics import compute_metrics
     except ImportError:
         return None
 
@@ -221,9 +221,9 @@ def _resumed_config(resume: Path) -> dict[str, Any] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fusioncam.dataset import load_split
+    from fusioncam.evaluation.dataset import load_split
+    from fusioncam.io.outputs import check_output_folder
     from fusioncam.models.train import preflight, train
-    from fusioncam.outputs import check_output_folder
 
     base = None
     if args.resume:

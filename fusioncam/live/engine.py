@@ -1,6 +1,6 @@
 """The real-time fusion engine and the live pipeline around it.
 
-:class:`FusionEngine` turns one :class:`~fusioncam.frames.FramePair` into a :class:`FusedResult`:
+:class:`FusionEngine` turns one :class:`~fusioncam.io.frames.FramePair` into a :class:`FusedResult`:
 register IR onto VIS -> CLIP features (cached) -> fuse the luminance -> put the VIS chroma back, with a
 timing per stage. It is the one place that decides the device: ``device="auto"`` takes CUDA when torch
 sees a GPU, else the CPU. Classical fusers are OpenCV code and always run on the CPU (uploading a frame
@@ -13,8 +13,8 @@ change, and reused in between. The scene-change detector is deliberately cheap: 
 difference of 32x32 thumbnails (IR and VIS luminance, the larger of the two) against the thumbnails
 taken at the last refresh, over ``scene_change_threshold`` gray levels.
 
-:class:`LivePipeline` owns two :class:`~fusioncam.capture.CaptureThread`, a
-:class:`~fusioncam.sync.Synchronizer` and ONE worker thread that fuses. Capture never waits for the
+:class:`LivePipeline` owns two :class:`~fusioncam.io.capture.CaptureThread`, a
+:class:`~fusioncam.live.sync.Synchronizer` and ONE worker thread that fuses. Capture never waits for the
 worker (live buffers drop their oldest frame); when fusion is slower than the cameras the worker fuses
 the newest pair and counts the ones it skipped. ``on_result`` is called on the worker thread; the GUI
 bridges it to a Qt signal (no Qt here).
@@ -35,13 +35,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fusioncam.capture import DEFAULT_WATCHDOG_TIMEOUT, CaptureThread, SourceState, host_time
-from fusioncam.color import merge_luma, split_luma, to_gray
 from fusioncam.errors import FusioncamError
-from fusioncam.frames import FramePair
-from fusioncam.fusers import Fuser, create_fuser, fuser_info
-from fusioncam.registration import Rig, warp_ir_to_vis, warp_ir_to_vis_torch
-from fusioncam.sync import PairPump, Synchronizer
+from fusioncam.io.capture import DEFAULT_WATCHDOG_TIMEOUT, CaptureThread, SourceState, host_time
+from fusioncam.io.frames import FramePair
+from fusioncam.live.sync import PairPump, Synchronizer
+from fusioncam.processing.color import merge_luma, split_luma, to_gray
+from fusioncam.processing.fusers import Fuser, create_fuser, fuser_info
+from fusioncam.processing.registration import Rig, warp_ir_to_vis, warp_ir_to_vis_torch
 
 __all__ = [
     "FusedResult",
@@ -135,15 +135,16 @@ class FusionEngine:
     cameras, skipped pairs do not count.
 
     Args:
-        fuser: a :class:`~fusioncam.fusers.Fuser` or a registered name ("average", "mgfusion", ...).
+        fuser: a :class:`~fusioncam.processing.fusers.Fuser` or a registered name ("average",
+            "mgfusion", ...).
         rig: the IR->VIS homography; None when the cameras already see the same pixels (IR is then
             only resized to the VIS size where they differ).
         device: "auto", "cpu" or "cuda[:N]" (see the module docstring).
         clip_refresh: K >= 1: CLIP features are computed every K frames (1 = every frame).
         scene_change_threshold: thumbnail difference that forces a CLIP refresh (None: never).
         fp16: autocast network fusers to float16 on CUDA (ignored on the CPU).
-        fuser_options: keyword arguments for :func:`~fusioncam.fusers.create_fuser` when ``fuser`` is
-            a name (e.g. weights).
+        fuser_options: keyword arguments for :func:`~fusioncam.processing.fusers.create_fuser` when
+            ``fuser`` is a name (e.g. weights).
         device_registration: warp IR with kornia on the fuser's device (network fusers); None: on CUDA
             only (on the CPU, OpenCV's warp is faster).
     """
@@ -506,7 +507,7 @@ class LivePipeline:
     """Two capture threads -> synchronizer -> one fusion worker -> ``on_result``.
 
     Args:
-        ir_source, vis_source: Source objects or specs for :func:`fusioncam.sources.open_source`.
+        ir_source, vis_source: Source objects or specs for :func:`fusioncam.io.sources.open_source`.
         engine: the :class:`FusionEngine` (its settings may change while running).
         pace: file sources play at their own fps and behave as cameras (small drop-oldest buffers, the
             newest pair fused). ``pace=False`` reads files as fast as possible and fuses every pair
@@ -747,6 +748,6 @@ class LivePipeline:
 def _as_source(src: Any, loop: bool) -> Any:
     if hasattr(src, "read") and hasattr(src, "start"):
         return src
-    from fusioncam.sources import open_source
+    from fusioncam.io.sources import open_source
 
     return open_source(src, loop=loop)

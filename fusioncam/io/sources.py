@@ -1,7 +1,7 @@
 """Frame sources: video files, image sequences, single images, V4L2 cameras and a synthetic source.
 
 Every source has the same small contract (:class:`Source`): ``start()`` opens it, ``read()`` returns
-the next :class:`~fusioncam.frames.Frame` or ``None`` at the end of a finite stream, ``stop()`` releases
+the next :class:`~fusioncam.io.frames.Frame` or ``None`` at the end of a finite stream, ``stop()`` releases
 it; it is a context manager (``with open_source(spec) as src:``) and an iterator of frames.
 ``fps``, ``size`` and ``frame_count`` are filled in by ``start()`` where the backend knows them.
 
@@ -30,9 +30,9 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from fusioncam.color import Thermal16Mapper
 from fusioncam.errors import FusioncamError
-from fusioncam.frames import Frame
+from fusioncam.io.frames import Frame
+from fusioncam.processing.color import Thermal16Mapper
 
 __all__ = [
     "Source",

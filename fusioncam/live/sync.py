@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fusioncam.errors import FusioncamError
-from fusioncam.frames import Frame, FramePair
+from fusioncam.io.frames import Frame, FramePair
 
 __all__ = ["Synchronizer", "SyncStats", "PairPump", "STREAMS", "DEFAULT_TOLERANCE"]
 

@@ -2,7 +2,7 @@
 
 At the edges of the pipeline frames are numpy arrays as OpenCV gives them: uint8 gray (H, W) or BGR
 (H, W, 3). A 16-bit thermal camera's raw uint16 frame is kept in ``raw`` while ``image`` holds the
-8-bit rendering made by :mod:`fusioncam.color`'s time-smoothed contrast mapping.
+8-bit rendering made by :mod:`fusioncam.processing.color`'s time-smoothed contrast mapping.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Every command that writes files (a rig and its check image, evaluation tables, a
 screenshot) states its outputs and its inputs up front, so that a typo cannot overwrite an input, two
 outputs cannot land on one path, and a missing or read-only folder is reported before minutes of work
 rather than after, and before the first of several outputs has replaced an older file.
-Frame sinks (videos, frame folders) have their own checks in :mod:`fusioncam.sinks`.
+Frame sinks (videos, frame folders) have their own checks in :mod:`fusioncam.io.sinks`.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Every fuser works on luminance: ``fuse(ir, vis)`` takes two uint8 gray images of the same size (IR
 already registered onto VIS) and returns a uint8 gray image of that size. Colour is handled around it by
-:func:`fusioncam.color.fuse_color`. "mgfusion" is registered here too but imports the network lazily,
-so the classical fusers work without loading torch.
+:func:`fusioncam.processing.color.fuse_color`. "mgfusion" is registered here too but imports the network
+lazily, so the classical fusers work without loading torch.
 
 Fusers are deterministic per frame with fixed parameters (no per-frame min/max rescaling), so a fused
 video does not flicker.

@@ -20,9 +20,9 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from fusioncam.color import to_bgr
 from fusioncam.errors import FusioncamError
-from fusioncam.outputs import check_parent_folder, check_writable_folder
+from fusioncam.io.outputs import check_parent_folder, check_writable_folder
+from fusioncam.processing.color import to_bgr
 
 __all__ = [
     "Sink",

@@ -2,7 +2,7 @@
 
 Why a thread per source: camera reads block until the next frame, and two cameras must be read at the
 same time so that their frames can be paired by capture time. Each :class:`CaptureThread` reads one
-:class:`~fusioncam.sources.Source`, stamps every frame with the host's ``time.monotonic()`` the moment
+:class:`~fusioncam.io.sources.Source`, stamps every frame with the host's ``time.monotonic()`` the moment
 the frame is released, and puts it into a :class:`FrameBuffer` whose back-pressure policy is explicit:
 
 * ``mode="live"`` (cameras, and file sources standing in for cameras): a small buffer (2) that drops
@@ -11,7 +11,7 @@ the frame is released, and puts it into a :class:`FrameBuffer` whose back-pressu
 
 The end of a stream is a ``None`` sentinel in the buffer.
 
-Timestamps. Frames come out as :class:`CapturedFrame`, a :class:`~fusioncam.frames.Frame` with extra
+Timestamps. Frames come out as :class:`CapturedFrame`, a :class:`~fusioncam.io.frames.Frame` with extra
 fields (anything that takes a Frame takes it):
 
 * ``t``: the clock the synchronizer pairs on: ``host_t`` for live sources, ``media_t`` for files
@@ -47,7 +47,7 @@ from enum import StrEnum
 from typing import Any
 
 from fusioncam.errors import FusioncamError
-from fusioncam.frames import Frame
+from fusioncam.io.frames import Frame
 
 _log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ class CaptureThread:
     """Reads one source on a daemon thread into a bounded :class:`FrameBuffer`.
 
     Args:
-        source: a :class:`~fusioncam.sources.Source` (``start``/``read``/``stop``, ``is_live``,
+        source: a :class:`~fusioncam.io.sources.Source` (``start``/``read``/``stop``, ``is_live``,
             ``fps``). The thread starts and stops it.
         name: the stream's name in states and messages ("ir", "vis").
         mode: "live" (drop oldest, never block) or "file" (block, lose nothing); default from

@@ -1,6 +1,6 @@
 """Offline pairing of two finite sources (files): frame by frame, or by timestamp.
 
-Live cameras are paired by :mod:`fusioncam.sync` as frames arrive; files can afford to look ahead, so
+Live cameras are paired by :mod:`fusioncam.live.sync` as frames arrive; files can afford to look ahead, so
 they are paired here. Two rules:
 
 - ``"index"``: the n-th IR frame with the n-th VIS frame. Right for synchronized recordings (the
@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from fusioncam.errors import FusioncamError
-from fusioncam.frames import Frame, FramePair
-from fusioncam.sources import Source
+from fusioncam.io.frames import Frame, FramePair
+from fusioncam.io.sources import Source
 
 __all__ = ["PAIR_RULES", "PairingReport", "Pairing", "pair_sources", "fps_differ"]
 

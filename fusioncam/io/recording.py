@@ -33,11 +33,11 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from fusioncam.color import to_bgr, to_gray
 from fusioncam.config import PALETTES, RecordSettings
 from fusioncam.errors import FusioncamError
-from fusioncam.outputs import atomic_write_bytes
-from fusioncam.sinks import Raw16VideoSink, VideoSink
+from fusioncam.io.outputs import atomic_write_bytes
+from fusioncam.io.sinks import Raw16VideoSink, VideoSink
+from fusioncam.processing.color import to_bgr, to_gray
 
 __all__ = [
     "apply_palette",

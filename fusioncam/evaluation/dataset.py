@@ -33,7 +33,7 @@ def default_data_dir() -> Path:
     env = os.environ.get("FUSIONCAM_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def _find(folder: Path, stem: str) -> Path:

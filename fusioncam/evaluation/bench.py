@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 
 from fusioncam.assets import SAMPLES_DIR
-from fusioncam.dataset import default_data_dir
-from fusioncam.engine import FusedResult, FusionEngine, LivePipeline, resolve_device
 from fusioncam.errors import FusioncamError
-from fusioncam.frames import Frame, FramePair
-from fusioncam.fusers import list_fusers
-from fusioncam.registration import Rig
+from fusioncam.evaluation.dataset import default_data_dir
+from fusioncam.io.frames import Frame, FramePair
+from fusioncam.live.engine import FusedResult, FusionEngine, LivePipeline, resolve_device
+from fusioncam.processing.fusers import list_fusers
+from fusioncam.processing.registration import Rig
 
 __all__ = [
     "BenchConfig",
@@ -159,7 +159,7 @@ def _decode_pairs(ir: str, vis: str, n: int, size: tuple[int, int] | None = None
     resized to ``size`` (width, height) when given."""
     import cv2
 
-    from fusioncam.sources import open_source
+    from fusioncam.io.sources import open_source
 
     def fit(f: Frame) -> Frame:
         if size is None or f.size == tuple(size):
@@ -302,7 +302,7 @@ def run_plan(methods: Sequence[str], devices: Sequence[str]) -> list[tuple[str, 
     Classical fusers are OpenCV on the CPU, so a "cuda" run of them would time the same thing again;
     but they must run even when only ``--device cuda`` is asked for, since ``average`` is the baseline
     of every ratio (the CUDA rows are then compared with it on the same machine, in the same run)."""
-    from fusioncam.fusers import fuser_info
+    from fusioncam.processing.fusers import fuser_info
 
     classical = [m for m in methods if fuser_info(m).classical]
     plan = [("cpu", m) for m in classical]

@@ -1,9 +1,10 @@
 """Offline fusion of files: the loop behind ``fusioncam fuse``, reusable by the GUI and the benchmarks.
 
-``fuse_files`` opens two file sources, pairs them (:mod:`fusioncam.pairing`), warps each IR frame onto
+``fuse_files`` opens two file sources, pairs them (:mod:`fusioncam.offline.pairing`), warps each IR frame onto
 the VIS image plane (the rig's homography; identity without a rig, or a plain resize when the sizes
 differ and no rig is given, said in a warning), fuses luminance with a registered fuser and puts the VIS
-colour back (:func:`fusioncam.color.fuse_color`), and writes the results through :mod:`fusioncam.sinks`.
+colour back (:func:`fusioncam.processing.color.fuse_color`), and writes the results through
+:mod:`fusioncam.io.sinks`.
 Every check a user can fail (paths, method, rig, decodability) runs before the first output byte is
 written, and outputs only appear under their final names once complete.
 
@@ -25,13 +26,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fusioncam.color import fuse_color, is_color, to_bgr, to_gray
 from fusioncam.errors import FusioncamError
-from fusioncam.fusers import Fuser, check_clip_weights, check_weights, create_fuser, fuser_info
-from fusioncam.pairing import PairingReport, pair_sources
-from fusioncam.registration import Rig, warp_ir_to_vis
-from fusioncam.sinks import ImageDirSink, check_output_path, open_sink, output_kind
-from fusioncam.sources import ImageSequenceSource, Source, SourceKind, classify_spec, open_source
+from fusioncam.io.sinks import ImageDirSink, check_output_path, open_sink, output_kind
+from fusioncam.io.sources import ImageSequenceSource, Source, SourceKind, classify_spec, open_source
+from fusioncam.offline.pairing import PairingReport, pair_sources
+from fusioncam.processing.color import fuse_color, is_color, to_bgr, to_gray
+from fusioncam.processing.fusers import Fuser, check_clip_weights, check_weights, create_fuser, fuser_info
+from fusioncam.processing.registration import Rig, warp_ir_to_vis
 
 __all__ = ["DEFAULT_METHOD", "FuseResult", "fuse_files", "compose_side_by_side", "register_ir"]
 
@@ -311,14 +312,14 @@ def fuse_files(
     """Fuse two file inputs (images, image folders/globs, videos) into ``output``.
 
     Args:
-        ir, vis: input specs, as :func:`fusioncam.sources.open_source` takes them.
+        ir, vis: input specs, as :func:`fusioncam.io.sources.open_source` takes them.
         output: an image file, a folder (numbered PNGs, or the VIS file names for image folders) or a
             video (.mp4 mp4v, .avi MJPG) at the VIS frame rate.
         rig: a :class:`Rig` or the path of its YAML; None: the inputs are already registered.
-        method: a name of :func:`fusioncam.fusers.list_fusers` (ignored when ``fuser`` is given).
+        method: a name of :func:`fusioncam.processing.fusers.list_fusers` (ignored when ``fuser`` is given).
         side_by_side: optional second output of IR (registered) | VIS | fused.
         frames_dir: optional folder that also receives every fused frame as PNG.
-        pair_by: "auto", "index" or "time" (:mod:`fusioncam.pairing`).
+        pair_by: "auto", "index" or "time" (:mod:`fusioncam.offline.pairing`).
         device: "auto", "cpu" or "cuda", for network fusers.
         weights: checkpoint file of a network fuser (default: the one it ships or finds itself).
         clip_weights: CLIP weights file for a CLIP-guided network (default: the local cache).

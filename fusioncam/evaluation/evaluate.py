@@ -3,8 +3,8 @@
 For every pair of the split and every method: the registered IR (one gray channel; IR stored as three
 equal channels is collapsed) and the VIS luminance (Y of YCrCb, what the fusers see in the product) are
 fused by the method; the metrics then compare gray IR, gray VIS (MATLAB ``rgb2gray`` weights, see
-:func:`fusioncam.metrics.to_gray`) and the fused gray image. The pairs in ``../shared/data/pairs`` are
-already registered, so no rig is applied.
+:func:`fusioncam.evaluation.metrics.to_gray`) and the fused gray image. The pairs in
+``../shared/data/pairs`` are already registered, so no rig is applied.
 
 The result is a plain dict (JSON-ready): one row per pair and method, the mean of each metric per
 dataset and method, and the mean over datasets (each dataset weighs the same, whatever its size).
@@ -30,13 +30,13 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 
-from fusioncam.color import split_luma, to_bgr
-from fusioncam.color import to_gray as to_gray_u8
-from fusioncam.dataset import PairPath, load_split
 from fusioncam.errors import FusioncamError
-from fusioncam.fusers import Fuser, create_fuser, fuser_info, list_fusers
-from fusioncam.metrics import HIGHER_IS_BETTER, METRIC_NAMES, compute_metrics, to_gray
-from fusioncam.outputs import atomic_write_bytes
+from fusioncam.evaluation.dataset import PairPath, load_split
+from fusioncam.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES, compute_metrics, to_gray
+from fusioncam.io.outputs import atomic_write_bytes
+from fusioncam.processing.color import split_luma, to_bgr
+from fusioncam.processing.color import to_gray as to_gray_u8
+from fusioncam.processing.fusers import Fuser, create_fuser, fuser_info, list_fusers
 
 __all__ = [
     "ALL_CLASSICAL",
@@ -131,8 +131,8 @@ def _read(path: Path, flags: int) -> np.ndarray:
 def load_pair(pair: PairPath) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(IR gray uint8, VIS luminance uint8, VIS as read: gray or BGR uint8) of one registered pair.
 
-    The IR and the VIS luminance come from :mod:`fusioncam.color`, as in ``fusioncam fuse``: IR stored
-    as three equal channels (LLVIP) collapses to that channel exactly, VIS luminance is Y of YCrCb.
+    The IR and the VIS luminance come from :mod:`fusioncam.processing.color`, as in ``fusioncam fuse``:
+    IR stored as three equal channels (LLVIP) collapses to that channel exactly, VIS luminance is Y of YCrCb.
     """
     ir = _read(pair.ir, cv2.IMREAD_UNCHANGED)
     vis = _read(pair.vis, cv2.IMREAD_UNCHANGED)

@@ -1,0 +1,1 @@
+"""Quality and speed: the six metrics, evaluation over the shared split, benchmarks."""

@@ -1,0 +1,1 @@
+"""Frames in and out: file and camera sources, capture threads, writers, recorder, output checks."""

@@ -1,0 +1,1 @@
+"""The per-frame work: registration (rig, warps), colour handling and the fusers."""
